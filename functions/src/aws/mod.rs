@@ -1,0 +1,173 @@
+//! The AWS adapters: the only code that names the AWS SDK. One adapter per port.
+//!
+//! Endpoints and credentials come from the SDK's own settings (`AWS_ENDPOINT_URL`,
+//! `AWS_REGION`, `AWS_PROFILE`, ...), never from code.
+
+mod artifacts;
+mod calls;
+mod error;
+mod functions;
+mod history;
+mod stacks;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aws_config::retry::{RetryConfig, RetryMode};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+
+pub use artifacts::S3Artifacts;
+pub use calls::{CallCounter, Count};
+pub use error::aws_error;
+pub use functions::LambdaApi;
+pub use history::DynamoHistory;
+pub use stacks::CloudFormationApi;
+
+use crate::ports::{Deps, Functions, Regions, Settings, Stacks, SystemClock};
+
+/// The history table's name; `infra/` creates it.
+pub const TABLE: &str = "aliasflow-history";
+
+/// Throttling is normal on the Lambda control plane: more attempts than the SDK's default 3, with
+/// adaptive rate limiting (DESIGN.md "Retries").
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// The SDK settings, loaded once, plus interceptors every client gets.
+#[derive(Debug, Clone)]
+pub struct Sdk {
+    config: SdkConfig,
+    interceptors: Vec<SharedInterceptor>,
+}
+
+impl Sdk {
+    /// Loads the SDK's usual settings, with aliasflow's retry policy.
+    pub async fn from_env() -> Self {
+        let retry = RetryConfig::standard().with_retry_mode(RetryMode::Adaptive).with_max_attempts(MAX_ATTEMPTS);
+        let config = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry).load().await;
+        Self { config, interceptors: Vec::new() }
+    }
+
+    /// Wraps an already loaded configuration.
+    pub fn new(config: SdkConfig) -> Self {
+        Self { config, interceptors: Vec::new() }
+    }
+
+    /// Adds an interceptor to every client built from now on (tests use it to pick a moto account).
+    #[must_use]
+    pub fn with_interceptor(mut self, interceptor: SharedInterceptor) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// The region the SDK settings name, if any.
+    pub fn region(&self) -> Option<String> {
+        self.config.region().map(ToString::to_string)
+    }
+
+    /// The loaded settings.
+    pub fn config(&self) -> &SdkConfig {
+        &self.config
+    }
+
+    /// A Lambda client for `region`.
+    pub fn lambda(&self, region: &str) -> aws_sdk_lambda::Client {
+        let mut builder = aws_sdk_lambda::config::Builder::from(&self.config).region(Region::new(region.to_owned()));
+        for interceptor in &self.interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        aws_sdk_lambda::Client::from_conf(builder.build())
+    }
+
+    /// A CloudFormation client for `region`.
+    pub fn cloudformation(&self, region: &str) -> aws_sdk_cloudformation::Client {
+        let mut builder =
+            aws_sdk_cloudformation::config::Builder::from(&self.config).region(Region::new(region.to_owned()));
+        for interceptor in &self.interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        aws_sdk_cloudformation::Client::from_conf(builder.build())
+    }
+
+    /// A DynamoDB client for `region`.
+    pub fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&self.config).region(Region::new(region.to_owned()));
+        for interceptor in &self.interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        aws_sdk_dynamodb::Client::from_conf(builder.build())
+    }
+
+    /// An S3 client for `region`.
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        // Path-style addressing: local endpoints (moto) do not resolve bucket subdomains.
+        let mut builder = aws_sdk_s3::config::Builder::from(&self.config)
+            .region(Region::new(region.to_owned()))
+            .force_path_style(true);
+        for interceptor in &self.interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        aws_sdk_s3::Client::from_conf(builder.build())
+    }
+
+    /// An IAM client (global service).
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        let mut builder = aws_sdk_iam::config::Builder::from(&self.config);
+        for interceptor in &self.interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        aws_sdk_iam::Client::from_conf(builder.build())
+    }
+}
+
+/// Lambda and CloudFormation adapters per region, built on first use.
+#[derive(Debug)]
+pub struct AwsRegions {
+    sdk: Sdk,
+    functions: Mutex<BTreeMap<String, Arc<dyn Functions>>>,
+    stacks: Mutex<BTreeMap<String, Arc<dyn Stacks>>>,
+}
+
+impl AwsRegions {
+    /// Adapters built from `sdk`.
+    pub fn new(sdk: Sdk) -> Self {
+        Self { sdk, functions: Mutex::default(), stacks: Mutex::default() }
+    }
+}
+
+impl Regions for AwsRegions {
+    fn functions(&self, region: &str) -> Arc<dyn Functions> {
+        let mut map = self.functions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(region.to_owned()).or_insert_with(|| Arc::new(LambdaApi::new(self.sdk.lambda(region)))).clone()
+    }
+
+    fn stacks(&self, region: &str) -> Arc<dyn Stacks> {
+        let mut map = self.stacks.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(region.to_owned())
+            .or_insert_with(|| Arc::new(CloudFormationApi::new(self.sdk.cloudformation(region))))
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for dyn Functions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Functions")
+    }
+}
+
+impl std::fmt::Debug for dyn Stacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stacks")
+    }
+}
+
+/// The deployer's ports on AWS: history table and artifact bucket in `home_region`.
+pub fn deps(sdk: &Sdk, home_region: &str, settings: Settings) -> Deps {
+    Deps {
+        history: Arc::new(DynamoHistory::new(sdk.dynamodb(home_region), TABLE)),
+        artifacts: Arc::new(S3Artifacts::new(sdk.s3(home_region), &settings.bucket)),
+        regions: Arc::new(AwsRegions::new(sdk.clone())),
+        clock: Arc::new(SystemClock),
+        settings,
+    }
+}

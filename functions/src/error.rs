@@ -1,0 +1,154 @@
+//! The errors a step can end with. Each has a stable PascalCase name, [`StepError::error_type`],
+//! that the state machines' `Retry` and `Catch` match on: renaming one is a contract change.
+
+use serde::{Deserialize, Serialize};
+
+/// One failed AWS call, reported as `UpdateAlias on shop-api: ResourceConflictException: ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{operation} on {resource}: {code}: {message}")]
+pub struct AwsError {
+    /// The AWS operation, e.g. `UpdateAlias`.
+    pub operation: String,
+    /// What it was called on: a function, stack, table or object.
+    pub resource: String,
+    /// AWS's error code, e.g. `ThrottlingException`; `Unreachable` when no answer came.
+    pub code: String,
+    /// AWS's message.
+    pub message: String,
+    /// Whether trying again later may succeed (throttling, timeouts, 5xx).
+    pub transient: bool,
+}
+
+impl AwsError {
+    /// An error made up by a fake port, as AWS would report it.
+    pub fn fake(operation: &str, resource: &str, code: &str) -> Self {
+        Self {
+            operation: operation.to_owned(),
+            resource: resource.to_owned(),
+            code: code.to_owned(),
+            message: "injected by a fake".to_owned(),
+            transient: matches!(code, "ThrottlingException" | "TooManyRequestsException"),
+        }
+    }
+}
+
+/// Why a step failed. Bad input and a held lock are refusals: found before anything changes.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The execution input does not match the documented schema.
+    #[error("the execution input is invalid: {0}")]
+    InputInvalid(String),
+    /// The manifest has problems; one per line.
+    #[error("{0}")]
+    ManifestInvalid(String),
+    /// The account has no aliasflow deployer (history table or artifact bucket).
+    #[error("{0}; run `aliasflow bootstrap` first")]
+    NotBootstrapped(String),
+    /// The stage has never been deployed (or was removed).
+    #[error("stage {stage} of service {service} does not exist; deploy it first with `aliasflow deploy --stage {stage}`")]
+    StageUnknown {
+        /// The service.
+        service: String,
+        /// The stage asked for.
+        stage: String,
+    },
+    /// Another execution holds the stage's lock.
+    #[error("stage {stage} is locked by {holder} until {until}; wait for it, or break a stale lock with `aliasflow unlock --stage {stage} --lock-id {holder}`")]
+    StageLocked {
+        /// The stage.
+        stage: String,
+        /// The lock's owner (an execution id).
+        holder: String,
+        /// When the lease expires (RFC 3339).
+        until: String,
+    },
+    /// Another stage is publishing this function; the state machine retries after a pause.
+    #[error("function {function} is being published by {holder} until {until}")]
+    PublishLocked {
+        /// The physical function name.
+        function: String,
+        /// The lease's owner.
+        holder: String,
+        /// When the lease expires (RFC 3339).
+        until: String,
+    },
+    /// The lock this execution took is no longer its own (expired and taken, or broken).
+    #[error("the lock of stage {stage} is no longer held by {owner}")]
+    LockLost {
+        /// The stage.
+        stage: String,
+        /// This execution's owner id.
+        owner: String,
+    },
+    /// A code artifact named by the input is not in the artifact bucket.
+    #[error("the code of function {function} is missing: no object {key} in the artifact bucket; deploy again so the CLI uploads it")]
+    ArtifactMissing {
+        /// The function (manifest key).
+        function: String,
+        /// The artifact's key.
+        key: String,
+    },
+    /// A CloudFormation stack ended in a failed state.
+    #[error("stack {stack} ended in {status}: {reason}")]
+    StackFailed {
+        /// The stack name.
+        stack: String,
+        /// Its final status, e.g. `UPDATE_ROLLBACK_COMPLETE`.
+        status: String,
+        /// CloudFormation's failure reasons.
+        reason: String,
+    },
+    /// A Lambda function update ended with `LastUpdateStatus: Failed`.
+    #[error("function {function} update failed: {reason}")]
+    FunctionUpdateFailed {
+        /// The physical function name.
+        function: String,
+        /// Lambda's `LastUpdateStatusReason`.
+        reason: String,
+    },
+    /// An operation that needs an earlier deployment, target or origin that is not there.
+    #[error("{0}")]
+    Conflict(String),
+    /// A failed AWS call.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+impl StepError {
+    /// The name `Retry`/`Catch` match on, and `errorType` on Lambda.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InputInvalid(_) => "InputInvalid",
+            Self::ManifestInvalid(_) => "ManifestInvalid",
+            Self::NotBootstrapped(_) => "NotBootstrapped",
+            Self::StageUnknown { .. } => "StageUnknown",
+            Self::StageLocked { .. } => "StageLocked",
+            Self::PublishLocked { .. } => "PublishLocked",
+            Self::LockLost { .. } => "LockLost",
+            Self::ArtifactMissing { .. } => "ArtifactMissing",
+            Self::StackFailed { .. } => "StackFailed",
+            Self::FunctionUpdateFailed { .. } => "FunctionUpdateFailed",
+            Self::Conflict(_) => "Conflict",
+            Self::Aws(e) if e.transient => "AwsTransient",
+            Self::Aws(_) => "AwsFailed",
+        }
+    }
+
+    /// Every name [`error_type`](Self::error_type) can return: the state machines may match on
+    /// these and on `States.*` only (checked by the definitions' lint test).
+    pub const NAMES: &'static [&'static str] = &[
+        "InputInvalid",
+        "ManifestInvalid",
+        "NotBootstrapped",
+        "StageUnknown",
+        "StageLocked",
+        "PublishLocked",
+        "LockLost",
+        "ArtifactMissing",
+        "StackFailed",
+        "FunctionUpdateFailed",
+        "Conflict",
+        "AwsTransient",
+        "AwsFailed",
+    ];
+}

@@ -1,0 +1,100 @@
+//! Ports: small traits in domain words around every AWS call, so steps are tested without AWS.
+//! Each has one AWS adapter (`crate::aws`) and one in-memory fake (`crate::fakes`).
+
+mod artifacts;
+mod functions;
+mod history;
+mod stacks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use artifacts::Artifacts;
+pub use functions::{AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
+pub use history::{History, LockOutcome, Page};
+pub use stacks::{Parameter, StackState, Stacks, TemplateSource};
+
+/// The regional ports: Lambda and CloudFormation live in the stage's region, which may not be
+/// the home region.
+pub trait Regions: Send + Sync {
+    /// Lambda in `region`.
+    fn functions(&self, region: &str) -> Arc<dyn Functions>;
+    /// CloudFormation in `region`.
+    fn stacks(&self, region: &str) -> Arc<dyn Stacks>;
+}
+
+/// Where "now" comes from, so lease expiry is testable.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Names and limits a step needs beside its ports.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The artifact bucket (home region).
+    pub bucket: String,
+    /// The key of the placeholder code zip that stacks declare functions with.
+    pub placeholder_key: String,
+    /// How many AWS calls of one kind a step makes at once.
+    pub parallelism: usize,
+    /// How long a stage lock lasts unless released.
+    pub lock_lease: Duration,
+    /// How long a function's publish lease lasts unless released.
+    pub publish_lease: Duration,
+    /// First pause while polling Lambda or CloudFormation; it grows with back-off.
+    pub poll_interval: Duration,
+    /// How long a stack may stay in progress before the step gives up with `StackFailed`.
+    pub stack_timeout: Duration,
+}
+
+impl Settings {
+    /// Settings with the given bucket and the defaults for everything else.
+    pub fn new(bucket: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            placeholder_key: PLACEHOLDER_KEY.to_owned(),
+            parallelism: 8,
+            lock_lease: Duration::from_secs(30 * 60),
+            publish_lease: Duration::from_secs(5 * 60),
+            poll_interval: Duration::from_secs(1),
+            stack_timeout: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// Where `bootstrap` puts the placeholder code zip.
+pub const PLACEHOLDER_KEY: &str = "aliasflow/placeholder.zip";
+
+/// Everything a step may use.
+#[derive(Clone)]
+pub struct Deps {
+    /// The history table.
+    pub history: Arc<dyn History>,
+    /// The artifact bucket.
+    pub artifacts: Arc<dyn Artifacts>,
+    /// Lambda and CloudFormation per region.
+    pub regions: Arc<dyn Regions>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// Names and limits.
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,143 @@
+//! `Plan`: validates the execution input and reads everything a deploy decides on, so that bad
+//! input is refused before any lock is taken or anything changes. Reads only: safe to repeat.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::history::{FunctionRecord, StageState, VersionRecord};
+use crate::domain::manifest::Manifest;
+use crate::domain::naming;
+use crate::error::{AwsError, StepError};
+use crate::ports::Deps;
+use crate::steps::state::{ArtifactRef, FunctionPlan, Plan};
+
+/// The execution input of `deploy.asl.json`, as the CLI, CI or a person in the console sends it
+/// (documented in `statemachines/input.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The stage to deploy; absent: the service stack only.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// The manifest, inline.
+    #[serde(default)]
+    pub manifest: Option<serde_json::Value>,
+    /// Or the artifact bucket key of the manifest (as JSON), for manifests too large to inline.
+    #[serde(default)]
+    pub manifest_key: Option<String>,
+    /// Per function (manifest key): its uploaded code.
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, ArtifactRef>,
+}
+
+/// `Plan`'s input: the request and the execution's id.
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    /// The execution input.
+    pub request: serde_json::Value,
+    /// `$$.Execution.Id`: owner of the locks this execution takes.
+    pub execution: String,
+    /// The operation the state machine performs.
+    pub operation: String,
+}
+
+/// Turns "the history table does not exist" into the advice to bootstrap.
+pub fn not_bootstrapped(error: AwsError) -> StepError {
+    if error.code == "ResourceNotFoundException" {
+        StepError::NotBootstrapped(format!("the history table {} does not exist in this account and region", crate::aws::TABLE))
+    } else {
+        StepError::Aws(error)
+    }
+}
+
+/// Reads the manifest named by the request and validates it as a user-written one would be.
+pub async fn manifest(request: &Request, deps: &Deps) -> Result<Manifest, StepError> {
+    let (text, origin) = match (&request.manifest, &request.manifest_key) {
+        (Some(inline), None) => (inline.to_string(), "execution input field manifest".to_owned()),
+        (None, Some(key)) => {
+            let bytes = deps.artifacts.get(key).await?.ok_or_else(|| {
+                StepError::InputInvalid(format!("manifest_key {key}: no such object in the artifact bucket"))
+            })?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| StepError::InputInvalid(format!("manifest_key {key}: the object is not UTF-8 JSON")))?;
+            (text, format!("s3://{}/{key}", deps.settings.bucket))
+        }
+        _ => return Err(StepError::InputInvalid("give exactly one of manifest and manifest_key".to_owned())),
+    };
+    // JSON is YAML: the manifest parser validates it field by field, with the same messages.
+    Manifest::parse(&text, &origin).map_err(|errors| StepError::ManifestInvalid(errors.to_string()))
+}
+
+/// Validates the input and reads the service's and stage's records.
+#[tracing::instrument(name = "Plan", skip_all, fields(operation = %input.operation))]
+pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
+    let request: Request = serde_json::from_value(input.request).map_err(|e| StepError::InputInvalid(e.to_string()))?;
+    let manifest = manifest(&request, deps).await?;
+    let service = manifest.service.clone();
+    let service_record = deps.history.service(&service).await.map_err(not_bootstrapped)?;
+
+    let Some(stage) = request.stage.clone() else {
+        return Ok(Plan {
+            operation: input.operation,
+            owner: input.execution,
+            service,
+            stage: None,
+            home_region: manifest.region.clone(),
+            region: manifest.region.clone(),
+            manifest,
+            service_record,
+            stage_record: None,
+            deployment_id: 0,
+            functions: Vec::new(),
+        });
+    };
+    manifest.check_stage(&stage).map_err(|errors| StepError::ManifestInvalid(errors.to_string()))?;
+    let settings = manifest.stage_settings(&stage);
+    let stage_record = deps.history.stage(&service, &stage).await?;
+    let live = stage_record.as_ref().filter(|r| r.state == StageState::Active);
+    let active = match live.and_then(|r| r.active) {
+        Some(id) => deps.history.deployment(&service, &stage, id).await?,
+        None => None,
+    };
+    let previous: BTreeMap<String, FunctionRecord> = active.map(|d| d.functions).unwrap_or_default();
+
+    let uploaded = deps.history.artifacts(&service).await?;
+    let mut catalogue: BTreeMap<(String, String), Vec<VersionRecord>> = BTreeMap::new();
+    for version in deps.history.versions(&service).await? {
+        catalogue.entry((version.region.clone(), version.function_name.clone())).or_default().push(version);
+    }
+
+    let mut functions = Vec::with_capacity(manifest.functions.len());
+    for name in manifest.functions.keys() {
+        let artifact = request.artifacts.get(name).cloned().ok_or_else(|| {
+            StepError::InputInvalid(format!("artifacts.{name}: no code given for function {name}"))
+        })?;
+        if !uploaded.contains(&artifact.key) {
+            return Err(StepError::ArtifactMissing { function: name.clone(), key: artifact.key });
+        }
+        let per_stage = manifest.is_instance_per_stage(name, &stage);
+        let function_name = naming::function_name(&service, per_stage.then_some(stage.as_str()), name)
+            .map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
+        let region = if per_stage { settings.region.clone() } else { manifest.region.clone() };
+        // A function that moved between stacks (instance_per_stage flipped) starts afresh on
+        // its new physical function; its history stays under the same manifest key.
+        let previous = previous.get(name).filter(|p| p.function_name == function_name && p.region == region).cloned();
+        let known = catalogue.remove(&(region.clone(), function_name.clone())).unwrap_or_default();
+        functions.push(FunctionPlan { name: name.clone(), function_name, region, artifact, previous, known });
+    }
+
+    Ok(Plan {
+        operation: input.operation,
+        owner: input.execution,
+        service,
+        home_region: manifest.region.clone(),
+        region: settings.region,
+        deployment_id: stage_record.as_ref().map_or(1, |r| r.next_id),
+        stage: Some(stage),
+        manifest,
+        service_record,
+        stage_record,
+        functions,
+    })
+}

@@ -1,0 +1,105 @@
+//! `RecordFailure` (the Catch path): records the failed deployment with its error, after
+//! `RestoreAliases` put the aliases back, so the history says what happened and where every
+//! alias points. The stage's active deployment stays what it was. Safe to repeat.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::history::{Deployment, DeploymentStatus, StageRecord};
+use crate::error::StepError;
+use crate::ports::Deps;
+use crate::steps::record_deployment::{kind, next_stage_record};
+use crate::steps::restore_aliases;
+use crate::steps::state::{FunctionPlan, StackResult};
+
+/// The error Step Functions caught (`ResultPath: $.error`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaughtError {
+    /// The error name.
+    #[serde(rename = "Error")]
+    pub error: String,
+    /// The cause.
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+/// What `RecordFailure` reads of the state.
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    /// `deploy`, `rollback`, `reset` or `clone`.
+    pub operation: String,
+    /// The execution.
+    pub owner: String,
+    /// The service.
+    pub service: String,
+    /// The stage.
+    pub stage: String,
+    /// The stage's region.
+    pub region: String,
+    /// The stage as last recorded.
+    pub stage_record: Option<StageRecord>,
+    /// The id this deployment gets.
+    pub deployment_id: u64,
+    /// The plan, with what each alias pointed at before.
+    #[serde(default)]
+    pub functions: Vec<FunctionPlan>,
+    /// `EnsureStageStack`'s result, if it got that far: the stack did change.
+    #[serde(default)]
+    pub stage_stack: Option<StackResult>,
+    /// What failed.
+    pub error: CaughtError,
+    /// `RestoreAliases`' result, if it ran.
+    #[serde(default)]
+    pub restore: Option<restore_aliases::Output>,
+    /// `RestoreAliases`' own failure, if it failed.
+    #[serde(default)]
+    pub restore_error: Option<CaughtError>,
+}
+
+/// The failed deployment as recorded.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Output {
+    /// Its id.
+    pub id: u64,
+}
+
+/// Records the failure.
+#[tracing::instrument(name = "RecordFailure", skip_all, fields(stage = %input.stage, id = input.deployment_id))]
+pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
+    let mut error = format!("{}: {}", input.error.error, input.error.cause);
+    if let Some(restore) = input.restore.as_ref().filter(|r| !r.failed.is_empty()) {
+        error.push_str(&format!("; aliases not restored: {}", restore.failed.join(", ")));
+    }
+    if let Some(restore_error) = &input.restore_error {
+        error.push_str(&format!("; restoring aliases failed: {}: {}", restore_error.error, restore_error.cause));
+    }
+    // After the restore the aliases point where the active deployment recorded them.
+    let functions: BTreeMap<_, _> =
+        input.functions.iter().filter_map(|f| f.previous.clone().map(|p| (f.name.clone(), p))).collect();
+    let deployment = Deployment {
+        service: input.service.clone(),
+        stage: input.stage.clone(),
+        id: input.deployment_id,
+        kind: kind(&input.operation)?,
+        status: DeploymentStatus::Failed,
+        time: deps.clock.now(),
+        execution: input.owner.clone(),
+        functions,
+        rollback_to: None,
+        stage_template_hash: input.stage_stack.as_ref().map(|s| s.hash.clone()),
+        origin: None,
+        error: Some(error),
+    };
+    let stage = next_stage_record(
+        input.stage_record.as_ref(),
+        &input.service,
+        &input.stage,
+        &input.region,
+        input.deployment_id,
+        input.stage_stack.as_ref(),
+    );
+    deps.history.record(&deployment, &stage).await?;
+    tracing::warn!(id = deployment.id, error = deployment.error.as_deref().unwrap_or_default(), "failure recorded");
+    Ok(Output { id: deployment.id })
+}

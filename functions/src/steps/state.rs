@@ -1,0 +1,98 @@
+//! The data a deploy-like execution carries from state to state. Each step reads the fields it
+//! needs from the whole state (its `Input` names them) and adds its result under its own key
+//! (the definition's `ResultPath`), so a state can be re-run from the same input.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::history::{FunctionRecord, ServiceRecord, StageRecord, VersionRecord};
+use crate::domain::manifest::Manifest;
+
+/// One code artifact in the bucket, as the CLI uploaded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    /// The object key (content-addressed).
+    pub key: String,
+    /// Lambda's `CodeSha256` of the zip (base64).
+    pub code_sha256: String,
+}
+
+/// What a deploy does to one function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionPlan {
+    /// The manifest key, e.g. `api`.
+    pub name: String,
+    /// The physical name, e.g. `shop-api` or `shop-dev-thumbnailer`.
+    pub function_name: String,
+    /// The function's region.
+    pub region: String,
+    /// Its code.
+    pub artifact: ArtifactRef,
+    /// What the stage's alias points at now (from the active deployment), if anything.
+    pub previous: Option<FunctionRecord>,
+    /// Versions of this physical function that already exist: one with the same code and
+    /// configuration is reused instead of publishing.
+    pub known: Vec<VersionRecord>,
+}
+
+/// The result of bringing a stack to its template.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StackResult {
+    /// sha256 (hex) of the template and parameters the stack now has.
+    pub hash: String,
+    /// `none`, `created` or `updated`.
+    pub operation: String,
+    /// The stack's outputs.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// The plan of a deployment, made by `Plan` before anything changes: the state every later
+/// state of `deploy.asl.json` starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `deploy`, `rollback`, `reset`, `clone`, or `remove`.
+    pub operation: String,
+    /// The execution: owner of the locks it takes.
+    pub owner: String,
+    /// The service.
+    pub service: String,
+    /// The stage; `None` deploys the service stack only.
+    pub stage: Option<String>,
+    /// The home region: service stack, history, shared functions.
+    pub home_region: String,
+    /// The stage's region.
+    pub region: String,
+    /// The manifest, validated.
+    pub manifest: Manifest,
+    /// The service stack as last recorded.
+    pub service_record: Option<ServiceRecord>,
+    /// The stage as last recorded; `None` for a new stage.
+    pub stage_record: Option<StageRecord>,
+    /// The id this deployment gets.
+    pub deployment_id: u64,
+    /// What happens to each function, in manifest order.
+    pub functions: Vec<FunctionPlan>,
+}
+
+impl Plan {
+    /// The stage, or an error for steps that need one.
+    pub fn stage(&self) -> Result<&str, crate::error::StepError> {
+        self.stage
+            .as_deref()
+            .ok_or_else(|| crate::error::StepError::InputInvalid("this step needs a stage".to_owned()))
+    }
+}
+
+/// One function after `PublishVersion`: the version its alias goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The manifest key.
+    pub name: String,
+    /// Whether this deployment published the version (`false`: an existing one was reused).
+    #[serde(default)]
+    pub new_version: bool,
+    /// What the alias points at once switched.
+    #[serde(flatten)]
+    pub record: FunctionRecord,
+}

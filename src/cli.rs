@@ -1,0 +1,96 @@
+//! The command line: global flags and subcommands. Parsing only.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// aliasflow: deploy AWS Lambda services as aliases on shared versions.
+#[derive(Debug, Parser)]
+#[command(name = "aliasflow", version, about = "Deploy AWS Lambda services as aliases on shared versions: one service stack, one stack per stage")]
+pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes, before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The manifest; paths inside it are relative to its folder.
+    #[arg(short = 'f', long, global = true, default_value = "aliasflow.yaml")]
+    pub file: PathBuf,
+    /// `json`: exactly one JSON document on stdout; progress, logs and errors on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Where the workflows run: in this process, or on the installed deployer.
+    #[arg(long, global = true, value_enum, default_value_t = EngineKind::Local)]
+    pub engine: EngineKind,
+    /// More logs on stderr: -v debug, -vv trace.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and sentences.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Where the workflows run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// In this process, on aliasflow's own ASL interpreter.
+    Local,
+    /// On AWS Step Functions, as executions of the installed deployer.
+    Aws,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Check the manifest; calls no AWS API.
+    Validate,
+    /// Print the service stack's template, or with --stage only that stage's; calls no AWS API.
+    Render {
+        /// The stage whose stack template to print.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Print the manifest's JSON Schema (for editors); calls no AWS API.
+    Schema,
+    /// Install the deployer into the account and region (idempotent).
+    Bootstrap,
+    /// Deploy the service stack, or a stage with --stage (created on first deploy).
+    Deploy {
+        /// The stage: every function's alias of this name points at the new versions.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Show what every alias points at, with drift against the history and the stage lock.
+    Status {
+        /// Only this stage.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// List a stage's deployments, newest first.
+    History {
+        /// The stage.
+        #[arg(long)]
+        stage: String,
+    },
+    /// Break a stage's lock on purpose (like `terraform force-unlock`).
+    Unlock {
+        /// The stage.
+        #[arg(long)]
+        stage: String,
+        /// The holder shown by `status` or in the `StageLocked` error.
+        #[arg(long)]
+        lock_id: String,
+    },
+}

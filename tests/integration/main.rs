@@ -1,0 +1,7 @@
+//! Integration tests against a local moto server (one per test binary, one account per test).
+
+mod support;
+
+mod adapters;
+mod bootstrap;
+mod history;
