@@ -44,7 +44,7 @@ pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -
         "artifacts": artifacts,
     });
 
-    let (progress, events) = Progress::start(global.output);
+    let (progress, events) = Progress::start(false);
     let execution = engine::run_local("deploy", &manifest.region, request, deps, events)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -53,7 +53,7 @@ pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -
     let Some(output) = execution.output.filter(|_| execution.error.is_none()) else {
         return Err(CliError::Execution {
             operation: "deploy".to_owned(),
-            state: seen.failed_state.unwrap_or_else(|| "?".to_owned()),
+            state: seen.state_of(execution.error.as_deref().unwrap_or_default()).unwrap_or_else(|| "?".to_owned()),
             error: execution.error.unwrap_or_default(),
             cause: execution.cause.unwrap_or_default(),
         });

@@ -4,4 +4,5 @@ mod support;
 
 mod adapters;
 mod bootstrap;
+mod deploy;
 mod history;

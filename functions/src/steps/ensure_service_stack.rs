@@ -25,12 +25,15 @@ pub struct Input {
     pub service_record: Option<ServiceRecord>,
 }
 
-/// The service template's parameters: where the placeholder code is.
-pub fn parameters(deps: &Deps) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("ArtifactBucket".to_owned(), deps.settings.bucket.clone()),
-        ("PlaceholderKey".to_owned(), deps.settings.placeholder_key.clone()),
-    ])
+/// The service template's parameter values: where the placeholder code is, for the parameters
+/// the template declares (CloudFormation refuses undeclared ones).
+pub fn parameters(template: &serde_json::Value, deps: &Deps) -> BTreeMap<String, String> {
+    let declared = template::parameter_names(template);
+    [("ArtifactBucket", &deps.settings.bucket), ("PlaceholderKey", &deps.settings.placeholder_key)]
+        .into_iter()
+        .filter(|(key, _)| declared.iter().any(|d| d == key))
+        .map(|(key, value)| (key.to_owned(), value.clone()))
+        .collect()
 }
 
 /// Creates or updates the service stack and records it.
@@ -39,7 +42,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<StackResult, StepError> {
     let manifest = &input.manifest;
     let stack = naming::service_stack_name(&manifest.service).map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
     let template = template::service_template(manifest);
-    let target = Target { stack: &stack, region: &manifest.region, template: &template, parameters: parameters(deps) };
+    let target = Target { stack: &stack, region: &manifest.region, template: &template, parameters: parameters(&template, deps) };
     let stacks = deps.regions.stacks(&manifest.region);
     let tools = Tools { stacks: stacks.as_ref(), artifacts: deps.artifacts.as_ref(), settings: &deps.settings };
     let recorded = input.service_record.as_ref().map(|r| (r.template_hash.as_str(), &r.outputs));

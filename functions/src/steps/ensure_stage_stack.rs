@@ -43,8 +43,8 @@ pub fn parameters(
     available.insert("Stage".to_owned(), stage.to_owned());
     available.insert("ArtifactBucket".to_owned(), deps.settings.bucket.clone());
     available.insert("PlaceholderKey".to_owned(), deps.settings.placeholder_key.clone());
-    let declared = template.get("Parameters").and_then(serde_json::Value::as_object);
-    available.into_iter().filter(|(key, _)| declared.is_some_and(|d| d.contains_key(key))).collect()
+    let declared = template::parameter_names(template);
+    available.into_iter().filter(|(key, _)| declared.contains(key)).collect()
 }
 
 /// Creates or updates the stage stack.

@@ -15,8 +15,7 @@ pub mod state;
 pub mod switch_aliases;
 pub mod wire_stage;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::StepError;
@@ -37,32 +36,43 @@ pub const NAMES: &[&str] = &[
     "RecordFailure",
 ];
 
+/// Deserializes the input, runs the step, serializes the output. A macro, not a generic
+/// function: a generic over `async fn(I, &Deps)` loses the borrow's lifetime, and the futures of
+/// the Lambda runtime and the local engine must stay `Send` for any borrow.
+macro_rules! call {
+    ($step:ident, $input:expr, $deps:expr) => {{
+        let input = serde_json::from_value($input).map_err(|e| StepError::InputInvalid(e.to_string()))?;
+        let output = $step::run(input, $deps).await?;
+        serde_json::to_value(output)
+            .map_err(|e| StepError::InputInvalid(format!("the step's output is not JSON: {e}")))
+    }};
+}
+
 /// Runs step `name` on a JSON input, as a Task state (or a Lambda invocation) does.
 pub async fn run(name: &str, input: Value, deps: &Deps) -> Result<Value, StepError> {
     match name {
-        "Plan" => call(input, deps, plan::run).await,
-        "AcquireLock" => call(input, deps, acquire_lock::run).await,
-        "EnsureServiceStack" => call(input, deps, ensure_service_stack::run).await,
-        "EnsureStageStack" => call(input, deps, ensure_stage_stack::run).await,
-        "PublishVersion" => call(input, deps, publish_version::run).await,
-        "SwitchAliases" => call(input, deps, switch_aliases::run).await,
-        "WireStage" => call(input, deps, wire_stage::run).await,
-        "RecordDeployment" => call(input, deps, record_deployment::run).await,
-        "ReleaseLock" => call(input, deps, release_lock::run).await,
-        "RestoreAliases" => call(input, deps, restore_aliases::run).await,
-        "RecordFailure" => call(input, deps, record_failure::run).await,
+        "Plan" => call!(plan, input, deps),
+        "AcquireLock" => call!(acquire_lock, input, deps),
+        "EnsureServiceStack" => call!(ensure_service_stack, input, deps),
+        "EnsureStageStack" => call!(ensure_stage_stack, input, deps),
+        "PublishVersion" => call!(publish_version, input, deps),
+        "SwitchAliases" => call!(switch_aliases, input, deps),
+        "WireStage" => call!(wire_stage, input, deps),
+        "RecordDeployment" => call!(record_deployment, input, deps),
+        "ReleaseLock" => call!(release_lock, input, deps),
+        "RestoreAliases" => call!(restore_aliases, input, deps),
+        "RecordFailure" => call!(record_failure, input, deps),
         other => Err(StepError::InputInvalid(format!("no step is named {other}"))),
     }
 }
 
-async fn call<'d, I, O, F, Fut>(input: Value, deps: &'d Deps, step: F) -> Result<Value, StepError>
+/// Runs `work` on every item, at most `limit` at once, and returns the results in completion
+/// order. Items are owned: closures over borrowed items make futures that are `Send` only for
+/// one lifetime, which the engine and the Lambda runtime cannot accept.
+pub(crate) async fn bounded<T, O, F, Fut>(items: Vec<T>, limit: usize, work: F) -> Vec<O>
 where
-    I: DeserializeOwned,
-    O: Serialize,
-    F: FnOnce(I, &'d Deps) -> Fut,
-    Fut: std::future::Future<Output = Result<O, StepError>>,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = O>,
 {
-    let input: I = serde_json::from_value(input).map_err(|e| StepError::InputInvalid(e.to_string()))?;
-    let output = step(input, deps).await?;
-    serde_json::to_value(output).map_err(|e| StepError::InputInvalid(format!("the step's output is not JSON: {e}")))
+    futures::stream::iter(items).map(work).buffer_unordered(limit.max(1)).collect().await
 }

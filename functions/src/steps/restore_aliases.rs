@@ -3,9 +3,9 @@
 //! before. An alias that cannot be restored is retried, then reported (and `status` shows the
 //! drift); it never stops the lock from being released. Safe to repeat.
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::history::FunctionRecord;
 use crate::error::StepError;
 use crate::ports::Deps;
 use crate::steps::state::{FunctionPlan, Published};
@@ -42,30 +42,26 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     let Some(published) = &input.published else {
         return Ok(Output::default());
     };
-    let changes = switch_aliases::changes(&input.functions, published);
-    let results: Vec<(String, Result<(), StepError>)> = futures::stream::iter(changes)
-        .map(|(published, plan)| {
-            let record = &published.record;
-            let previous = plan.and_then(|f| f.previous.as_ref());
-            let stage = input.stage.as_str();
-            async move {
-                let lambda = deps.regions.functions(&record.region);
-                let mut outcome = Ok(());
-                for _ in 0..ATTEMPTS {
-                    outcome = match previous {
-                        Some(previous) => lambda.point_alias(&record.function_name, stage, &previous.version).await,
-                        None => lambda.delete_alias(&record.function_name, stage).await,
-                    };
-                    if outcome.is_ok() {
-                        break;
-                    }
-                }
-                (record.function_name.clone(), outcome.map_err(StepError::from))
+    let moves: Vec<(FunctionRecord, Option<FunctionRecord>)> = switch_aliases::changes(&input.functions, published)
+        .into_iter()
+        .map(|(p, plan)| (p.record.clone(), plan.and_then(|f| f.previous.clone())))
+        .collect();
+    let stage = input.stage.as_str();
+    let results = super::bounded(moves, deps.settings.parallelism, |(record, previous)| async move {
+        let lambda = deps.regions.functions(&record.region);
+        let mut outcome = Ok(());
+        for _ in 0..ATTEMPTS {
+            outcome = match &previous {
+                Some(previous) => lambda.point_alias(&record.function_name, stage, &previous.version).await,
+                None => lambda.delete_alias(&record.function_name, stage).await,
+            };
+            if outcome.is_ok() {
+                break;
             }
-        })
-        .buffer_unordered(deps.settings.parallelism.max(1))
-        .collect()
-        .await;
+        }
+        (record.function_name, outcome.map_err(StepError::from))
+    })
+    .await;
     let mut output = Output::default();
     for (function, result) in results {
         match result {

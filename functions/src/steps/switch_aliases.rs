@@ -2,9 +2,9 @@
 //! (bounded). Functions whose alias already points there are left alone. Safe to repeat:
 //! pointing an alias where it already points changes nothing.
 
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::history::FunctionRecord;
 use crate::error::StepError;
 use crate::ports::Deps;
 use crate::steps::state::{FunctionPlan, Published};
@@ -39,17 +39,17 @@ pub fn changes<'a>(functions: &'a [FunctionPlan], published: &'a [Published]) ->
 /// Moves the aliases.
 #[tracing::instrument(name = "SwitchAliases", skip_all, fields(stage = %input.stage))]
 pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
-    let changes = changes(&input.functions, &input.published);
+    let records: Vec<FunctionRecord> =
+        changes(&input.functions, &input.published).into_iter().map(|(p, _)| p.record.clone()).collect();
+    let moved = records.iter().map(|r| r.function_name.clone()).collect();
     let stage = input.stage.as_str();
-    futures::stream::iter(changes.iter().map(|(p, _)| &p.record))
-        .map(|record| async move {
-            let lambda = deps.regions.functions(&record.region);
-            lambda.point_alias(&record.function_name, stage, &record.version).await?;
-            tracing::info!(function = %record.function_name, version = %record.version, "alias switched");
-            Ok::<_, StepError>(())
-        })
-        .buffer_unordered(deps.settings.parallelism.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(Output { moved: changes.into_iter().map(|(p, _)| p.record.function_name.clone()).collect() })
+    let results = super::bounded(records, deps.settings.parallelism, |record| async move {
+        let lambda = deps.regions.functions(&record.region);
+        lambda.point_alias(&record.function_name, stage, &record.version).await?;
+        tracing::info!(function = %record.function_name, version = %record.version, "alias switched");
+        Ok::<_, StepError>(())
+    })
+    .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(Output { moved })
 }

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -51,12 +50,12 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         .map(|api| api.routes.values().map(String::as_str).collect())
         .unwrap_or_default();
     let api_id = input.service_stack.outputs.get("RestApiId");
-    let targets: Vec<&FunctionRecord> = match api_id {
+    let targets: Vec<FunctionRecord> = match api_id {
         Some(_) => input
             .published
             .iter()
             .filter(|p| routed.contains(p.name.as_str()))
-            .map(|p| &p.record)
+            .map(|p| p.record.clone())
             .collect(),
         None => Vec::new(),
     };
@@ -76,14 +75,13 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         // Any method and path of this API's stage; the account is the API's own.
         source_arn: format!("arn:aws:execute-api:{}:*:{api_id}/{}/*/*", input.home_region, input.stage),
     };
-    futures::stream::iter(&targets)
-        .map(|target| {
-            let permission = &permission;
-            let stage = input.stage.as_str();
-            async move { deps.regions.functions(&target.region).add_permission(&target.function_name, stage, permission).await }
-        })
-        .buffer_unordered(deps.settings.parallelism.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(Output { hash, added: targets.len() })
+    let added = targets.len();
+    let permission = &permission;
+    let stage = input.stage.as_str();
+    let results = super::bounded(targets, deps.settings.parallelism, |target| async move {
+        deps.regions.functions(&target.region).add_permission(&target.function_name, stage, permission).await
+    })
+    .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(Output { hash, added })
 }

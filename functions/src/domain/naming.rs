@@ -1,0 +1,307 @@
+//! Physical names derived from the manifest (functions, stacks, log groups, artifact keys), each
+//! checked against AWS's limits here, before anything is called.
+
+/// Lambda's limit on a function name.
+pub const MAX_FUNCTION_NAME: usize = 64;
+/// CloudFormation's limit on a stack name.
+pub const MAX_STACK_NAME: usize = 128;
+/// Lambda's limit on an alias name (a stage is an alias).
+pub const MAX_STAGE_NAME: usize = 128;
+
+/// A derived name that AWS would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name is longer than AWS allows.
+    #[error("{kind} `{name}` is {len} characters long; {owner} allows at most {max}")]
+    TooLong {
+        /// What the name names, e.g. `function name`.
+        kind: &'static str,
+        /// The offending name.
+        name: String,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+        /// Who sets the limit, e.g. `Lambda`.
+        owner: &'static str,
+    },
+    /// The name has characters AWS refuses, or does not start as it must.
+    #[error("{kind} `{name}` is not valid: {rule}")]
+    Invalid {
+        /// What the name names, e.g. `stage name`.
+        kind: &'static str,
+        /// The offending name.
+        name: String,
+        /// What a valid name looks like.
+        rule: &'static str,
+    },
+}
+
+/// The rule a stage name follows, as said in messages.
+const STAGE_RULE: &str =
+    "use lowercase letters, digits and '-', starting with a letter ([a-z][a-z0-9-]*), so it is a \
+        valid alias and stack name part";
+
+/// The function's physical name: `<service>-<fn>`, or `<service>-<stage>-<fn>` for an instance
+/// per stage. Refuses what Lambda would refuse (over 64 characters, other characters).
+///
+/// ```
+/// use functions::domain::naming::function_name;
+/// assert_eq!(function_name("shop", None, "api")?, "shop-api");
+/// assert_eq!(function_name("shop", Some("pr-7"), "thumb")?, "shop-pr-7-thumb");
+/// assert!(function_name("shop", Some(&"x".repeat(60)), "thumb").is_err());
+/// # Ok::<(), functions::domain::naming::NameError>(())
+/// ```
+pub fn function_name(
+    service: &str,
+    stage: Option<&str>,
+    function: &str,
+) -> Result<String, NameError> {
+    let name = function_name_unchecked(service, stage, function);
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(NameError::Invalid {
+            kind: "function name",
+            name,
+            rule: "Lambda allows letters, digits, '-' and '_' only",
+        });
+    }
+    check_length("function name", name, MAX_FUNCTION_NAME, "Lambda")
+}
+
+/// The same name as [`function_name`] without its checks, for code that runs after them (the
+/// templates of a manifest that passed [`Manifest::check_stage`]).
+///
+/// [`Manifest::check_stage`]: crate::domain::manifest::Manifest::check_stage
+///
+/// ```
+/// use functions::domain::naming::function_name_unchecked;
+/// assert_eq!(function_name_unchecked("shop", Some("dev"), "thumb"), "shop-dev-thumb");
+/// ```
+pub fn function_name_unchecked(service: &str, stage: Option<&str>, function: &str) -> String {
+    match stage {
+        Some(stage) => format!("{service}-{stage}-{function}"),
+        None => format!("{service}-{function}"),
+    }
+}
+
+/// The service stack's name: the service name, checked against CloudFormation's rules
+/// (`[A-Za-z][A-Za-z0-9-]*`, at most 128 characters).
+///
+/// ```
+/// use functions::domain::naming::service_stack_name;
+/// assert_eq!(service_stack_name("shop")?, "shop");
+/// assert!(service_stack_name("shop_v2").is_err());
+/// # Ok::<(), functions::domain::naming::NameError>(())
+/// ```
+pub fn service_stack_name(service: &str) -> Result<String, NameError> {
+    check_stack_name(service.to_owned())
+}
+
+/// The stage stack's name: `<service>-<stage>`, checked like [`service_stack_name`].
+///
+/// ```
+/// use functions::domain::naming::stage_stack_name;
+/// assert_eq!(stage_stack_name("shop", "dev")?, "shop-dev");
+/// # Ok::<(), functions::domain::naming::NameError>(())
+/// ```
+pub fn stage_stack_name(service: &str, stage: &str) -> Result<String, NameError> {
+    check_stack_name(format!("{service}-{stage}"))
+}
+
+/// Checks a stage name: aliasflow's `[a-z][a-z0-9-]*` (which also keeps it a valid part of stack,
+/// function and log group names), and Lambda's alias rules (1 to 128 characters, not all digits,
+/// which the first letter already ensures).
+///
+/// ```
+/// use functions::domain::naming::check_stage_name;
+/// assert!(check_stage_name("pr-7").is_ok());
+/// assert!(check_stage_name("Prod").is_err());
+/// assert!(check_stage_name("7").is_err());
+/// ```
+pub fn check_stage_name(stage: &str) -> Result<(), NameError> {
+    if !is_lower_name(stage) {
+        return Err(NameError::Invalid {
+            kind: "stage name",
+            name: stage.to_owned(),
+            rule: STAGE_RULE,
+        });
+    }
+    check_length(
+        "stage name",
+        stage.to_owned(),
+        MAX_STAGE_NAME,
+        "Lambda (alias names)",
+    )
+    .map(drop)
+}
+
+/// Whether `name` follows `[a-z][a-z0-9-]*`, the rule for service, function and stage names.
+///
+/// ```
+/// use functions::domain::naming::is_lower_name;
+/// assert!(is_lower_name("thumb-nailer2"));
+/// assert!(!is_lower_name("2fast"));
+/// assert!(!is_lower_name(""));
+/// ```
+pub fn is_lower_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The CloudFormation logical id stem of a function: PascalCase of its manifest key. The
+/// templates add `Function`, `LogGroup` or `LogGroupName`.
+///
+/// ```
+/// use functions::domain::naming::logical_id;
+/// assert_eq!(logical_id("api"), "Api");
+/// assert_eq!(logical_id("thumb-nailer"), "ThumbNailer");
+/// ```
+pub fn logical_id(function: &str) -> String {
+    function
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The log group of a function that is shared by the stages: one per function (`stage: None`),
+/// or with `logs: stage` one per function and stage.
+///
+/// ```
+/// use functions::domain::naming::log_group_name;
+/// assert_eq!(log_group_name("shop", None, "api"), "/aws/lambda/shop-api");
+/// assert_eq!(log_group_name("shop", Some("dev"), "api"), "/aws/lambda/shop/dev/api");
+/// ```
+pub fn log_group_name(service: &str, stage: Option<&str>, function: &str) -> String {
+    match stage {
+        Some(stage) => format!("/aws/lambda/{service}/{stage}/{function}"),
+        None => default_log_group_name(&function_name_unchecked(service, None, function)),
+    }
+}
+
+/// Lambda's default log group of a physical function, which aliasflow creates explicitly: used
+/// for shared functions with `logs: service` and for every instance-per-stage function.
+///
+/// ```
+/// use functions::domain::naming::default_log_group_name;
+/// assert_eq!(default_log_group_name("shop-dev-thumb"), "/aws/lambda/shop-dev-thumb");
+/// ```
+pub fn default_log_group_name(function_name: &str) -> String {
+    format!("/aws/lambda/{function_name}")
+}
+
+/// The artifact bucket key of a code package, by content.
+///
+/// ```
+/// use functions::domain::naming::artifact_key;
+/// assert_eq!(artifact_key("shop", "ab12"), "shop/artifacts/ab12.zip");
+/// ```
+pub fn artifact_key(service: &str, sha256_hex: &str) -> String {
+    format!("{service}/artifacts/{sha256_hex}.zip")
+}
+
+fn check_stack_name(name: String) -> Result<String, NameError> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !valid {
+        return Err(NameError::Invalid {
+            kind: "stack name",
+            name,
+            rule: "CloudFormation wants a letter first, then letters, digits and '-' \
+                ([A-Za-z][A-Za-z0-9-]*)",
+        });
+    }
+    check_length("stack name", name, MAX_STACK_NAME, "CloudFormation")
+}
+
+fn check_length(
+    kind: &'static str,
+    name: String,
+    max: usize,
+    owner: &'static str,
+) -> Result<String, NameError> {
+    let len = name.chars().count();
+    if len > max {
+        return Err(NameError::TooLong {
+            kind,
+            name,
+            len,
+            max,
+            owner,
+        });
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_name_over_64_characters_is_refused_with_the_name_and_the_limit() {
+        let err = function_name(
+            "shop",
+            Some("a-very-long-stage-name-for-a-pull-request-branch"),
+            "thumbnailer",
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("shop-a-very-long-stage-name-for-a-pull-request-branch-thumbnailer"),
+            "{message}"
+        );
+        assert!(message.contains("at most 64"), "{message}");
+    }
+
+    #[test]
+    fn a_function_name_of_exactly_64_characters_is_accepted() {
+        let function = "f".repeat(64 - "shop-".len());
+        assert_eq!(
+            function_name("shop", None, &function).map(|n| n.len()),
+            Ok(64)
+        );
+    }
+
+    #[test]
+    fn a_function_name_with_a_dot_is_refused() {
+        assert!(matches!(
+            function_name("shop", None, "a.b"),
+            Err(NameError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn stack_names_start_with_a_letter_and_stay_within_128_characters() {
+        assert!(service_stack_name("1shop").is_err());
+        assert!(stage_stack_name("shop", &"s".repeat(123)).is_ok());
+        let err = stage_stack_name("shop", &"s".repeat(124)).unwrap_err();
+        assert!(err.to_string().contains("at most 128"), "{err}");
+    }
+
+    #[test]
+    fn stage_names_are_lowercase_words_that_start_with_a_letter() {
+        for good in ["dev", "pr-7", "a", "prod2"] {
+            assert_eq!(check_stage_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "Dev", "7", "pr_7", "-pr", "pr.7", "pr*"] {
+            assert!(check_stage_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_stage_name(&"s".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn logical_ids_capitalise_every_word_and_drop_the_hyphens() {
+        assert_eq!(logical_id("a-b-c"), "ABC");
+        assert_eq!(logical_id("img2-thumb"), "Img2Thumb");
+    }
+}

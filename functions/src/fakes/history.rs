@@ -1,0 +1,571 @@
+//! The history table in memory, with the DynamoDB adapter's semantics: leases that expire to
+//! the millisecond, a `record` that a retry of the same execution repeats harmlessly and another
+//! execution cannot overwrite, newest-first deployment pages with an opaque cursor. Tests can
+//! make the next calls of an operation fail and count the calls per operation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::history::{DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord};
+use crate::error::AwsError;
+use crate::ports::{History, LockOutcome, Page};
+
+/// What the fake table holds, by the keys the DynamoDB adapter uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryTables {
+    /// The deployer record.
+    pub deployer: Option<DeployerRecord>,
+    /// Service name to its record.
+    pub services: BTreeMap<String, ServiceRecord>,
+    /// (service, stage) to its record.
+    pub stages: BTreeMap<(String, String), StageRecord>,
+    /// (service, stage, id) to the deployment.
+    pub deployments: BTreeMap<(String, String, u64), Deployment>,
+    /// (service, lease name) to the lease.
+    pub locks: BTreeMap<(String, String), Lock>,
+    /// (service, region, function, version padded to sort as a number) to the version.
+    pub versions: BTreeMap<(String, String, String, String), VersionRecord>,
+    /// (service, artifact key).
+    pub artifacts: BTreeSet<(String, String)>,
+}
+
+/// When an injected fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strike {
+    /// The request is refused: nothing changes.
+    Before,
+    /// The request takes effect but its answer is lost (a timeout, a killed process).
+    After,
+}
+
+#[derive(Debug)]
+struct Fault {
+    remaining: usize,
+    code: String,
+    strike: Strike,
+}
+
+/// Calls counted per operation, and faults waiting for the next calls of one. Shared by the
+/// fakes in this folder.
+#[derive(Debug, Default)]
+pub(crate) struct Calls {
+    counts: Mutex<BTreeMap<String, usize>>,
+    faults: Mutex<BTreeMap<String, Vec<Fault>>>,
+}
+
+impl Calls {
+    /// The next `times` calls of `operation` fail with `code`, after any faults already queued.
+    pub(crate) fn inject(&self, operation: &str, times: usize, code: &str, strike: Strike) {
+        if times == 0 {
+            return;
+        }
+        let mut faults = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        let fault = Fault { remaining: times, code: code.to_owned(), strike };
+        faults.entry(operation.to_owned()).or_default().push(fault);
+    }
+
+    /// Counts a call of `operation`; the fault it meets, if one is queued.
+    pub(crate) fn enter(&self, operation: &str) -> Option<(String, Strike)> {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner).entry(operation.to_owned()).or_default() += 1;
+        let mut faults = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        let queue = faults.get_mut(operation)?;
+        let first = queue.first_mut()?;
+        first.remaining -= 1;
+        let hit = (first.code.clone(), first.strike);
+        if first.remaining == 0 {
+            queue.remove(0);
+        }
+        Some(hit)
+    }
+
+    /// How many times `operation` was called.
+    pub(crate) fn count(&self, operation: &str) -> usize {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner).get(operation).copied().unwrap_or(0)
+    }
+
+    /// Every count, by operation.
+    pub(crate) fn counts(&self) -> BTreeMap<String, usize> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// An AWS error as the adapter would report it, made up by a fake.
+pub(crate) fn injected(aws_operation: &str, resource: &str, code: &str) -> AwsError {
+    let mut error = AwsError::fake(aws_operation, resource, code);
+    error.transient |= matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "Throttling"
+            | "SlowDown"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "RequestTimeout"
+            | "Timeout"
+            | "Unreachable"
+    );
+    error
+}
+
+/// [`History`] in memory. Operations are named as the port's methods (`"acquire"`,
+/// `"record"`, ...) for [`fail_next`](Self::fail_next) and [`calls`](Self::calls); the errors
+/// name the DynamoDB operation the adapter would have called, as it would.
+#[derive(Debug, Default)]
+pub struct FakeHistory {
+    /// The table's content, to inspect or to arrange.
+    pub tables: Mutex<HistoryTables>,
+    calls: Calls,
+    missing: Mutex<bool>,
+}
+
+/// What the fake's errors name as the resource.
+const TABLE: &str = "table aliasflow-history (fake)";
+
+impl FakeHistory {
+    /// The next `times` calls of `operation` (a method name of [`History`]) fail with AWS error
+    /// `code` and change nothing.
+    pub fn fail_next(&self, operation: &str, times: usize, code: &str) {
+        self.calls.inject(operation, times, code, Strike::Before);
+    }
+
+    /// The next `times` calls of `operation` take effect, then fail with `code` as if the answer
+    /// was lost: what a retry after a timeout, or after the process was killed, meets.
+    pub fn fail_next_after_effect(&self, operation: &str, times: usize, code: &str) {
+        self.calls.inject(operation, times, code, Strike::After);
+    }
+
+    /// From now on every call fails with `ResourceNotFoundException`, as on an account that was
+    /// never bootstrapped.
+    pub fn drop_table(&self) {
+        *self.missing.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// How many times `operation` (a method name of [`History`]) was called, failed calls too.
+    pub fn calls(&self, operation: &str) -> usize {
+        self.calls.count(operation)
+    }
+
+    /// Every call count, by operation.
+    pub fn call_counts(&self) -> BTreeMap<String, usize> {
+        self.calls.counts()
+    }
+
+    /// How many calls were made, of every operation.
+    pub fn total_calls(&self) -> usize {
+        self.calls.counts().values().sum()
+    }
+
+    /// A copy of the table's content.
+    pub fn snapshot(&self) -> HistoryTables {
+        self.tables().clone()
+    }
+
+    fn tables(&self) -> MutexGuard<'_, HistoryTables> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one call of `operation` (the port method; `aws_operation` is what the adapter would
+    /// call) on the table, with the faults queued for it.
+    fn call<T>(
+        &self,
+        operation: &str,
+        aws_operation: &str,
+        body: impl FnOnce(&mut HistoryTables) -> Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
+        let fault = self.calls.enter(operation);
+        if *self.missing.lock().unwrap_or_else(PoisonError::into_inner) {
+            let mut error = injected(aws_operation, TABLE, "ResourceNotFoundException");
+            error.message = "Requested resource not found".to_owned();
+            return Err(error);
+        }
+        if let Some((code, Strike::Before)) = &fault {
+            return Err(injected(aws_operation, TABLE, code));
+        }
+        let result = body(&mut self.tables());
+        match fault {
+            Some((code, Strike::After)) => Err(injected(aws_operation, TABLE, &code)),
+            _ => result,
+        }
+    }
+}
+
+fn deploy_cursor(stage: &str, id: u64) -> String {
+    // The same cursor the DynamoDB adapter hands out: the sort key of the page's last item.
+    format!("DEPLOY#{stage}#{id:010}")
+}
+
+fn version_key(service: &str, version: &VersionRecord) -> (String, String, String, String) {
+    let number = version.version.parse::<u64>().map_or_else(|_| version.version.clone(), |n| format!("{n:010}"));
+    (service.to_owned(), version.region.clone(), version.function_name.clone(), number)
+}
+
+/// When a lease taken at `now` for `lease` ends, to the millisecond (as the table stores it).
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    let end = now.checked_add_signed(lease).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    DateTime::from_timestamp_millis(end.timestamp_millis()).unwrap_or(end)
+}
+
+fn expired(lock: &Lock, now: DateTime<Utc>) -> bool {
+    lock.expires_at.timestamp_millis() < now.timestamp_millis()
+}
+
+#[async_trait]
+impl History for FakeHistory {
+    async fn deployer(&self) -> Result<Option<DeployerRecord>, AwsError> {
+        self.call("deployer", "GetItem", |t| Ok(t.deployer.clone()))
+    }
+
+    async fn put_deployer(&self, record: &DeployerRecord) -> Result<(), AwsError> {
+        self.call("put_deployer", "PutItem", |t| {
+            t.deployer = Some(record.clone());
+            Ok(())
+        })
+    }
+
+    async fn service(&self, service: &str) -> Result<Option<ServiceRecord>, AwsError> {
+        self.call("service", "GetItem", |t| Ok(t.services.get(service).cloned()))
+    }
+
+    async fn put_service(&self, record: &ServiceRecord) -> Result<(), AwsError> {
+        self.call("put_service", "PutItem", |t| {
+            t.services.insert(record.service.clone(), record.clone());
+            Ok(())
+        })
+    }
+
+    async fn delete_service(&self, service: &str) -> Result<(), AwsError> {
+        self.call("delete_service", "DeleteItem", |t| {
+            t.services.remove(service);
+            Ok(())
+        })
+    }
+
+    async fn stage(&self, service: &str, stage: &str) -> Result<Option<StageRecord>, AwsError> {
+        self.call("stage", "GetItem", |t| Ok(t.stages.get(&(service.to_owned(), stage.to_owned())).cloned()))
+    }
+
+    async fn stages(&self, service: &str) -> Result<Vec<StageRecord>, AwsError> {
+        self.call("stages", "Query", |t| {
+            Ok(t.stages.iter().filter(|((s, _), _)| s == service).map(|(_, r)| r.clone()).collect())
+        })
+    }
+
+    async fn put_stage(&self, record: &StageRecord) -> Result<(), AwsError> {
+        self.call("put_stage", "PutItem", |t| {
+            t.stages.insert((record.service.clone(), record.stage.clone()), record.clone());
+            Ok(())
+        })
+    }
+
+    async fn record(&self, deployment: &Deployment, stage: &StageRecord) -> Result<(), AwsError> {
+        self.call("record", "TransactWriteItems", |t| {
+            let key = (deployment.service.clone(), deployment.stage.clone(), deployment.id);
+            if let Some(old) = t.deployments.get(&key) {
+                if old.execution != deployment.execution {
+                    let mut error = injected("TransactWriteItems", TABLE, "ConditionalCheckFailedException");
+                    error.message = format!(
+                        "deployment {} of stage {} is already recorded by another execution ({}), not {}",
+                        deployment.id, deployment.stage, old.execution, deployment.execution
+                    );
+                    return Err(error);
+                }
+            }
+            t.deployments.insert(key, deployment.clone());
+            t.stages.insert((stage.service.clone(), stage.stage.clone()), stage.clone());
+            Ok(())
+        })
+    }
+
+    async fn deployment(&self, service: &str, stage: &str, id: u64) -> Result<Option<Deployment>, AwsError> {
+        self.call("deployment", "GetItem", |t| {
+            Ok(t.deployments.get(&(service.to_owned(), stage.to_owned(), id)).cloned())
+        })
+    }
+
+    async fn deployments(
+        &self,
+        service: &str,
+        stage: &str,
+        limit: usize,
+        start: Option<String>,
+    ) -> Result<Page<Deployment>, AwsError> {
+        self.call("deployments", "Query", |t| {
+            let limit = limit.max(1);
+            let prefix = format!("DEPLOY#{stage}#");
+            let before = match start {
+                None => u64::MAX,
+                Some(cursor) => match cursor.strip_prefix(&prefix).and_then(|id| id.parse::<u64>().ok()) {
+                    Some(id) => id,
+                    None => {
+                        let mut error = injected("Query", TABLE, "ValidationException");
+                        error.message = format!("page cursor {cursor:?} is not one of stage {stage}'s deployments");
+                        return Err(error);
+                    }
+                },
+            };
+            let low = (service.to_owned(), stage.to_owned(), 0);
+            let high = (service.to_owned(), stage.to_owned(), before);
+            let mut newest_first = t.deployments.range(low..high).rev().map(|(_, d)| d.clone());
+            let items: Vec<Deployment> = newest_first.by_ref().take(limit).collect();
+            let more = newest_first.next().is_some();
+            let next = if more { items.last().map(|d| deploy_cursor(stage, d.id)) } else { None };
+            Ok(Page { items, next })
+        })
+    }
+
+    async fn delete_deployments(&self, service: &str, stage: &str, ids: &[u64]) -> Result<(), AwsError> {
+        self.call("delete_deployments", "BatchWriteItem", |t| {
+            for id in ids {
+                t.deployments.remove(&(service.to_owned(), stage.to_owned(), *id));
+            }
+            Ok(())
+        })
+    }
+
+    async fn acquire(
+        &self,
+        service: &str,
+        name: &str,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LockOutcome, AwsError> {
+        self.call("acquire", "PutItem", |t| {
+            let key = (service.to_owned(), name.to_owned());
+            if let Some(held) = t.locks.get(&key) {
+                if held.owner != owner && !expired(held, now) {
+                    return Ok(LockOutcome::Held(held.clone()));
+                }
+            }
+            let lock = Lock { owner: owner.to_owned(), expires_at: lease_end(now, lease) };
+            t.locks.insert(key, lock.clone());
+            Ok(LockOutcome::Acquired(lock))
+        })
+    }
+
+    async fn release(&self, service: &str, name: &str, owner: &str) -> Result<bool, AwsError> {
+        self.call("release", "DeleteItem", |t| {
+            let key = (service.to_owned(), name.to_owned());
+            if t.locks.get(&key).is_some_and(|l| l.owner == owner) {
+                t.locks.remove(&key);
+                return Ok(true);
+            }
+            Ok(false)
+        })
+    }
+
+    async fn lock(&self, service: &str, name: &str) -> Result<Option<Lock>, AwsError> {
+        self.call("lock", "GetItem", |t| Ok(t.locks.get(&(service.to_owned(), name.to_owned())).cloned()))
+    }
+
+    async fn versions(&self, service: &str) -> Result<Vec<VersionRecord>, AwsError> {
+        self.call("versions", "Query", |t| {
+            Ok(t.versions.iter().filter(|((s, ..), _)| s == service).map(|(_, v)| v.clone()).collect())
+        })
+    }
+
+    async fn put_version(&self, service: &str, version: &VersionRecord) -> Result<(), AwsError> {
+        self.call("put_version", "PutItem", |t| {
+            t.versions.insert(version_key(service, version), version.clone());
+            Ok(())
+        })
+    }
+
+    async fn delete_version(&self, service: &str, version: &VersionRecord) -> Result<(), AwsError> {
+        self.call("delete_version", "DeleteItem", |t| {
+            t.versions.remove(&version_key(service, version));
+            Ok(())
+        })
+    }
+
+    async fn artifacts(&self, service: &str) -> Result<Vec<String>, AwsError> {
+        self.call("artifacts", "Query", |t| {
+            Ok(t.artifacts.iter().filter(|(s, _)| s == service).map(|(_, k)| k.clone()).collect())
+        })
+    }
+
+    async fn put_artifact(&self, service: &str, key: &str) -> Result<(), AwsError> {
+        self.call("put_artifact", "PutItem", |t| {
+            t.artifacts.insert((service.to_owned(), key.to_owned()));
+            Ok(())
+        })
+    }
+
+    async fn delete_artifact(&self, service: &str, key: &str) -> Result<(), AwsError> {
+        self.call("delete_artifact", "DeleteItem", |t| {
+            t.artifacts.remove(&(service.to_owned(), key.to_owned()));
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::history::{DeploymentKind, DeploymentStatus};
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    fn deployment(stage: &str, id: u64, execution: &str) -> Deployment {
+        Deployment {
+            service: "shop".into(),
+            stage: stage.into(),
+            id,
+            kind: DeploymentKind::Deploy,
+            status: DeploymentStatus::Succeeded,
+            time: at(id as i64),
+            execution: execution.into(),
+            functions: BTreeMap::new(),
+            rollback_to: None,
+            stage_template_hash: None,
+            origin: None,
+            error: None,
+        }
+    }
+
+    fn stage_after(id: u64) -> StageRecord {
+        StageRecord { active: Some(id), next_id: id + 1, ..StageRecord::new("shop", "dev", "us-east-1") }
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_held_lease_is_refused_to_others_until_it_expires() {
+        let history = FakeHistory::default();
+        let LockOutcome::Acquired(mine) = history.acquire("shop", "stage:dev", "a", MINUTE, at(0)).await.unwrap()
+        else {
+            panic!("the first taker wins");
+        };
+        assert_eq!(mine.expires_at, at(60));
+        let outcome = history.acquire("shop", "stage:dev", "b", MINUTE, at(30)).await.unwrap();
+        assert_eq!(outcome, LockOutcome::Held(mine.clone()));
+        let outcome = history.acquire("shop", "stage:dev", "b", MINUTE, at(61)).await.unwrap();
+        assert_eq!(outcome, LockOutcome::Acquired(Lock { owner: "b".into(), expires_at: at(121) }));
+    }
+
+    #[tokio::test]
+    async fn taking_ones_own_lease_again_renews_it() {
+        let history = FakeHistory::default();
+        history.acquire("shop", "stage:dev", "a", MINUTE, at(0)).await.unwrap();
+        let outcome = history.acquire("shop", "stage:dev", "a", MINUTE, at(30)).await.unwrap();
+        assert_eq!(outcome, LockOutcome::Acquired(Lock { owner: "a".into(), expires_at: at(90) }));
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_releases_a_lease() {
+        let history = FakeHistory::default();
+        history.acquire("shop", "stage:dev", "a", MINUTE, at(0)).await.unwrap();
+        assert!(!history.release("shop", "stage:dev", "b").await.unwrap());
+        assert_eq!(history.lock("shop", "stage:dev").await.unwrap().map(|l| l.owner), Some("a".into()));
+        assert!(history.release("shop", "stage:dev", "a").await.unwrap());
+        assert_eq!(history.lock("shop", "stage:dev").await.unwrap(), None);
+        assert!(!history.release("shop", "stage:dev", "a").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn recording_again_for_the_same_execution_is_harmless_and_another_is_refused() {
+        let history = FakeHistory::default();
+        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+        let err = history.record(&deployment("dev", 1, "exec-2"), &stage_after(1)).await.unwrap_err();
+        assert_eq!(err.code, "ConditionalCheckFailedException");
+        assert_eq!(err.operation, "TransactWriteItems");
+        let stored = history.deployment("shop", "dev", 1).await.unwrap().unwrap();
+        assert_eq!(stored.execution, "exec-1");
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_writes_neither_deployment_nor_stage() {
+        let history = FakeHistory::default();
+        history.fail_next("record", 1, "ThrottlingException");
+        let err = history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap_err();
+        assert!(err.transient);
+        assert_eq!(history.snapshot(), HistoryTables::default());
+        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+        assert_eq!(history.calls("record"), 2);
+        assert_eq!(history.stage("shop", "dev").await.unwrap(), Some(stage_after(1)));
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_still_took_effect() {
+        let history = FakeHistory::default();
+        history.fail_next_after_effect("record", 1, "RequestTimeout");
+        assert!(history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.is_err());
+        assert!(history.deployment("shop", "dev", 1).await.unwrap().is_some());
+        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn deployments_page_newest_first() {
+        let history = FakeHistory::default();
+        for id in 1..=5 {
+            history.record(&deployment("dev", id, "e"), &stage_after(id)).await.unwrap();
+        }
+        history.record(&deployment("prod", 1, "e"), &stage_after(1)).await.unwrap();
+        let first = history.deployments("shop", "dev", 2, None).await.unwrap();
+        assert_eq!(first.items.iter().map(|d| d.id).collect::<Vec<_>>(), [5, 4]);
+        let second = history.deployments("shop", "dev", 2, first.next).await.unwrap();
+        assert_eq!(second.items.iter().map(|d| d.id).collect::<Vec<_>>(), [3, 2]);
+        let last = history.deployments("shop", "dev", 2, second.next).await.unwrap();
+        assert_eq!(last.items.iter().map(|d| d.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(last.next, None);
+        let exact = history.deployments("shop", "dev", 5, None).await.unwrap();
+        assert_eq!((exact.items.len(), exact.next), (5, None));
+    }
+
+    #[tokio::test]
+    async fn a_cursor_of_another_stage_is_refused() {
+        let history = FakeHistory::default();
+        let err = history.deployments("shop", "dev", 2, Some("DEPLOY#prod#0000000001".into())).await.unwrap_err();
+        assert_eq!(err.code, "ValidationException");
+    }
+
+    #[tokio::test]
+    async fn injected_failures_run_out_and_calls_are_counted() {
+        let history = FakeHistory::default();
+        history.fail_next("deployer", 2, "InternalServerError");
+        assert_eq!(history.deployer().await.unwrap_err().code, "InternalServerError");
+        assert!(history.deployer().await.unwrap_err().transient);
+        assert_eq!(history.deployer().await.unwrap(), None);
+        assert_eq!(history.calls("deployer"), 3);
+        assert_eq!(history.total_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_table_answers_resource_not_found() {
+        let history = FakeHistory::default();
+        history.drop_table();
+        let err = history.deployer().await.unwrap_err();
+        assert_eq!((err.operation.as_str(), err.code.as_str()), ("GetItem", "ResourceNotFoundException"));
+    }
+
+    #[tokio::test]
+    async fn versions_list_in_number_order_and_delete() {
+        let history = FakeHistory::default();
+        let version = |n: &str| VersionRecord {
+            function_name: "shop-api".into(),
+            region: "us-east-1".into(),
+            version: n.into(),
+            code_sha256: "c".into(),
+            config_hash: "h".into(),
+            artifact_key: "k".into(),
+        };
+        for n in ["10", "9", "2"] {
+            history.put_version("shop", &version(n)).await.unwrap();
+        }
+        let listed: Vec<String> = history.versions("shop").await.unwrap().into_iter().map(|v| v.version).collect();
+        assert_eq!(listed, ["2", "9", "10"]);
+        history.delete_version("shop", &version("9")).await.unwrap();
+        assert_eq!(history.versions("shop").await.unwrap().len(), 2);
+        assert!(history.versions("other").await.unwrap().is_empty());
+    }
+}

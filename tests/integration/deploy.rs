@@ -1,0 +1,194 @@
+//! End to end against moto: the CLI's commands run in-process (`aliasflow::run`) with the
+//! test's own moto account, on the real `deploy.asl.json` and the local engine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aliasflow::cli::Cli;
+use aliasflow::commands::CliError;
+use aliasflow::output::Reply;
+use aliasflow::App;
+use clap::Parser;
+use functions::aws::DynamoHistory;
+use functions::ports::{History, LockOutcome};
+use serde_json::Value;
+
+use crate::support::moto::{self, Account, REGION};
+use crate::support::workspace::Workspace;
+
+/// A moto account with the deployer bootstrapped and a copy of the example service.
+struct World {
+    account: Account,
+    example: Workspace,
+}
+
+impl World {
+    async fn new() -> Self {
+        let account = moto::account().await;
+        let example = Workspace::example("shop");
+        let world = Self { account, example };
+        world.ok(&["bootstrap"]).await;
+        world
+    }
+
+    fn app(&self) -> App {
+        let mut app = App::with_sdk(self.account.sdk.clone());
+        app.poll_interval = Some(Duration::from_millis(20));
+        app
+    }
+
+    async fn run_with(&self, app: &App, args: &[&str]) -> Result<Reply, CliError> {
+        let manifest = self.example.path("aliasflow.yaml");
+        let manifest = manifest.to_string_lossy();
+        let argv = ["aliasflow", "-f", manifest.as_ref(), "--output", "json"].into_iter().chain(args.iter().copied());
+        aliasflow::run(&Cli::parse_from(argv), app).await
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<Reply, CliError> {
+        self.run_with(&self.app(), args).await
+    }
+
+    async fn ok(&self, args: &[&str]) -> Value {
+        match self.run(args).await {
+            Ok(reply) => reply.json,
+            Err(e) => panic!("aliasflow {}: {e}", args.join(" ")),
+        }
+    }
+
+    fn history(&self) -> DynamoHistory {
+        DynamoHistory::new(self.account.sdk.dynamodb(REGION), functions::aws::TABLE)
+    }
+
+    /// stage -> function -> (version, recorded version, drift) from `status --output json`.
+    async fn versions(&self, stage: &str) -> Vec<(String, String, String, bool)> {
+        let status = self.ok(&["status", "--stage", stage]).await;
+        let mut rows: Vec<_> = status
+            .as_array()
+            .expect("status is a list of records")
+            .iter()
+            .map(|r| {
+                (
+                    r["function"].as_str().unwrap_or_default().to_owned(),
+                    r["version"].as_str().unwrap_or_default().to_owned(),
+                    r["recorded_version"].as_str().unwrap_or_default().to_owned(),
+                    r["drift"].as_bool().unwrap_or(true),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+}
+
+fn count(app: &App, service: &str) -> u64 {
+    app.calls.by_service().get(service).copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn two_stages_deploy_and_a_code_change_redeploys_one_function_without_cloudformation() {
+    let world = World::new().await;
+    world.ok(&["deploy"]).await;
+    let dev = world.ok(&["deploy", "--stage", "dev"]).await;
+    assert_eq!(dev["result"]["id"], 1, "{dev}");
+    world.ok(&["deploy", "--stage", "prod"]).await;
+
+    let before_dev = world.versions("dev").await;
+    let before_prod = world.versions("prod").await;
+    assert!(before_dev.iter().all(|(_, version, recorded, drift)| version == recorded && !drift), "{before_dev:?}");
+
+    world.example.edit("functions/api/bootstrap", |text| format!("{text}\n# a code change\n"));
+    let app = world.app();
+    let redeploy = world.run_with(&app, &["deploy", "--stage", "dev"]).await.expect("code-only deploy");
+    assert_eq!(count(&app, "CloudFormation"), 0, "a code-only deploy makes no CloudFormation call: {:?}", app.calls.snapshot());
+    assert_eq!(redeploy.json["result"]["published"], 1, "{}", redeploy.json);
+
+    let after_dev = world.versions("dev").await;
+    for ((function, old, _, _), (_, new, recorded, drift)) in before_dev.iter().zip(&after_dev) {
+        assert!(!drift && new == recorded, "{function}: {after_dev:?}");
+        assert_eq!(function == "api", old != new, "only api changes: {before_dev:?} -> {after_dev:?}");
+    }
+    assert_eq!(world.versions("prod").await, before_prod, "prod is untouched");
+
+    let history = world.ok(&["history", "--stage", "dev"]).await;
+    let ids: Vec<u64> = history.as_array().expect("a list").iter().filter_map(|d| d["id"].as_u64()).collect();
+    assert_eq!(ids, vec![2, 1], "newest first");
+    let newest = &history[0];
+    assert_eq!(newest["kind"], "deploy");
+    assert_eq!(newest["status"], "succeeded");
+    for record in newest["functions"].as_array().expect("functions") {
+        for field in ["function_name", "alias", "version", "code_sha256"] {
+            assert!(record[field].is_string(), "{field} in {record}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_with_nothing_changed_publishes_nothing_and_touches_no_stack() {
+    let world = World::new().await;
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    let app = world.app();
+    let again = world.run_with(&app, &["deploy", "--stage", "dev"]).await.expect("second deploy");
+    let calls = app.calls.snapshot();
+    let publishes = calls.get(&("Lambda".to_owned(), "PublishVersion".to_owned())).map_or(0, |c| c.calls);
+    assert_eq!(publishes, 0, "{calls:?}");
+    assert_eq!(count(&app, "CloudFormation"), 0, "{calls:?}");
+    assert_eq!(again.json["result"]["published"], 0);
+}
+
+#[tokio::test]
+async fn a_locked_stage_is_refused_and_nothing_changes() {
+    let world = World::new().await;
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    let before = world.versions("dev").await;
+    let history = world.history();
+    let lease = Duration::from_secs(600);
+    let taken = history.acquire("shop", "stage:dev", "someone-else", lease, chrono::Utc::now()).await.expect("acquire");
+    assert!(matches!(taken, LockOutcome::Acquired(_)));
+
+    world.example.edit("functions/api/bootstrap", |text| format!("{text}\n# another change\n"));
+    let err = world.run(&["deploy", "--stage", "dev"]).await.expect_err("the stage is locked");
+    assert_eq!(err.error_type(), "StageLocked", "{err}");
+    assert!(err.to_string().contains("someone-else"), "the message names the holder: {err}");
+
+    assert_eq!(world.versions("dev").await, before, "no alias moved");
+    let rows = world.ok(&["history", "--stage", "dev"]).await;
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "a refusal records nothing: {rows}");
+    let lock = history.lock("shop", "stage:dev").await.expect("lock").expect("still held");
+    assert_eq!(lock.owner, "someone-else", "another holder's lock is never touched");
+
+    let status = world.ok(&["status", "--stage", "dev"]).await;
+    assert_eq!(status[0]["lock"]["holder"], "someone-else", "status shows the holder: {status}");
+    world.ok(&["unlock", "--stage", "dev", "--lock-id", "someone-else"]).await;
+    world.ok(&["deploy", "--stage", "dev"]).await;
+}
+
+#[tokio::test]
+async fn a_missing_code_artifact_is_refused_before_any_aws_call() {
+    let world = World::new().await;
+    std::fs::remove_dir_all(world.example.path("functions/worker")).expect("remove the worker's code");
+    let app = world.app();
+    let err = world.run_with(&app, &["deploy", "--stage", "dev"]).await.expect_err("no code");
+    let message = err.to_string();
+    assert!(message.contains("functions.worker.code") && message.contains("functions/worker"), "{message}");
+    assert!(app.calls.snapshot().is_empty(), "no AWS call: {:?}", app.calls.snapshot());
+}
+
+#[tokio::test]
+async fn an_unknown_stage_has_no_history_and_status_says_so() {
+    let world = World::new().await;
+    let err = world.run(&["history", "--stage", "nope"]).await.expect_err("unknown stage");
+    assert_eq!(err.error_type(), "StageUnknown", "{err}");
+    assert!(err.to_string().contains("aliasflow deploy --stage nope"), "{err}");
+}
+
+#[tokio::test]
+async fn commands_before_bootstrap_say_to_run_it() {
+    let account = moto::account().await;
+    let example = Workspace::example("shop");
+    let manifest: PathBuf = example.path("aliasflow.yaml");
+    let argv = ["aliasflow", "-f", manifest.to_str().unwrap_or_default(), "status"];
+    let err = aliasflow::run(&Cli::parse_from(argv), &App::with_sdk(account.sdk.clone())).await.expect_err("no deployer");
+    assert_eq!(err.error_type(), "NotBootstrapped", "{err}");
+    assert!(err.to_string().contains("aliasflow bootstrap"), "{err}");
+}
+
