@@ -6,7 +6,11 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// aliasflow: deploy AWS Lambda services as aliases on shared versions.
 #[derive(Debug, Parser)]
-#[command(name = "aliasflow", version, about = "Deploy AWS Lambda services as aliases on shared versions: one service stack, one stack per stage")]
+#[command(
+    name = "aliasflow",
+    version,
+    about = "Deploy AWS Lambda services as aliases on shared versions: one service stack, one stack per stage"
+)]
 pub struct Cli {
     /// Flags every command takes.
     #[command(flatten)]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use functions::ports::Deps;
 use functions::steps;
 use serde_json::Value;
-use statemachines::{Engine, Event, Execution, StateMachine, TaskError, TaskHandler};
+use statemachines::{Clock, Engine, Event, Execution, StateMachine, SystemClock, TaskError, TaskHandler};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// The state machine definitions, by operation.
@@ -74,7 +74,8 @@ pub fn machine(operation: &str, region: &str) -> Result<StateMachine, EngineErro
     StateMachine::from_json(&text).map_err(|e| definition(e.to_string()))
 }
 
-/// Runs `operation` on `input` in this process, streaming its events to `events`.
+/// Runs `operation` on `input` in this process, streaming its events to `events`; waits and
+/// retry pauses take real time.
 pub async fn run_local(
     operation: &str,
     region: &str,
@@ -82,10 +83,25 @@ pub async fn run_local(
     deps: Deps,
     events: UnboundedSender<Event>,
 ) -> Result<Execution, EngineError> {
+    run_local_with_clock(operation, region, input, deps, events, Arc::new(SystemClock)).await
+}
+
+/// [`run_local`] with the engine's clock given (tests: [`statemachines::InstantClock`], so
+/// `Retry` back-off takes no time).
+pub async fn run_local_with_clock(
+    operation: &str,
+    region: &str,
+    input: Value,
+    deps: Deps,
+    events: UnboundedSender<Event>,
+    clock: Arc<dyn Clock>,
+) -> Result<Execution, EngineError> {
     let machine = Arc::new(machine(operation, region)?);
     let execution_name = uuid::Uuid::new_v4().to_string();
     let engine = Engine::new(machine, Arc::new(LocalSteps { deps }))
         .with_names(operation, &execution_name)
+        .with_region_and_account(region, LOCAL_ACCOUNT)
+        .with_clock(clock)
         .with_events(events);
     Ok(engine.run(input).await)
 }

@@ -49,8 +49,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         padded.join("  ").trim_end().to_owned()
     };
     let mut out = line(header.to_vec());
@@ -68,7 +67,8 @@ mod tests {
 
     #[test]
     fn table_columns_line_up() {
-        let text = table(&["stage", "version"], &[vec!["dev".into(), "12".into()], vec!["production".into(), "3".into()]]);
+        let text =
+            table(&["stage", "version"], &[vec!["dev".into(), "12".into()], vec!["production".into(), "3".into()]]);
         assert_eq!(text, "stage       version\ndev         12\nproduction  3\n");
     }
 }

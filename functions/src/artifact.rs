@@ -109,25 +109,15 @@ pub enum ArtifactError {
 /// entries), so the same tree gives the same bytes and hash.
 pub fn package(code: &Path) -> Result<Package, ArtifactError> {
     let metadata = fs::metadata(code).map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => ArtifactError::Missing {
-            path: code.to_owned(),
-        },
-        _ => ArtifactError::Unreadable {
-            path: code.to_owned(),
-            entry: code.to_owned(),
-            source,
-        },
+        io::ErrorKind::NotFound => ArtifactError::Missing { path: code.to_owned() },
+        _ => ArtifactError::Unreadable { path: code.to_owned(), entry: code.to_owned(), source },
     })?;
     if metadata.is_dir() {
         return zip_directory(code);
     }
-    let is_zip = code
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    let is_zip = code.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     if !metadata.is_file() || !is_zip {
-        return Err(ArtifactError::NotZipOrDirectory {
-            path: code.to_owned(),
-        });
+        return Err(ArtifactError::NotZipOrDirectory { path: code.to_owned() });
     }
     let bytes = fs::read(code).map_err(|source| ArtifactError::Unreadable {
         path: code.to_owned(),
@@ -136,9 +126,7 @@ pub fn package(code: &Path) -> Result<Package, ArtifactError> {
     })?;
     // A local file header, or the end record of an empty archive.
     if !(bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")) {
-        return Err(ArtifactError::NotAZip {
-            path: code.to_owned(),
-        });
+        return Err(ArtifactError::NotAZip { path: code.to_owned() });
     }
     Ok(Package::from_bytes(bytes))
 }
@@ -154,9 +142,7 @@ fn zip_directory(root: &Path) -> Result<Package, ArtifactError> {
     let mut files = Vec::new();
     collect(root, root, "", 0, &mut files)?;
     if files.is_empty() {
-        return Err(ArtifactError::EmptyDirectory {
-            path: root.to_owned(),
-        });
+        return Err(ArtifactError::EmptyDirectory { path: root.to_owned() });
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     let failed = |entry: &Path, e: &dyn fmt::Display| ArtifactError::Unpackable {
@@ -176,37 +162,22 @@ fn zip_directory(root: &Path) -> Result<Package, ArtifactError> {
             .compression_level(Some(DEFLATE_LEVEL))
             .last_modified_time(DateTime::default())
             .unix_permissions(if file.executable { 0o755 } else { 0o644 });
-        writer
-            .start_file(file.name.as_str(), options)
-            .map_err(|e| failed(&file.path, &e))?;
-        writer
-            .write_all(&bytes)
-            .map_err(|e| failed(&file.path, &e))?;
+        writer.start_file(file.name.as_str(), options).map_err(|e| failed(&file.path, &e))?;
+        writer.write_all(&bytes).map_err(|e| failed(&file.path, &e))?;
     }
     let bytes = writer.finish().map_err(|e| failed(root, &e))?.into_inner();
     Ok(Package::from_bytes(bytes))
 }
 
 /// Collects the files under `dir`, following symbolic links (as `zip -r` does).
-fn collect(
-    root: &Path,
-    dir: &Path,
-    prefix: &str,
-    depth: usize,
-    files: &mut Vec<File>,
-) -> Result<(), ArtifactError> {
-    let unreadable = |entry: &Path, source| ArtifactError::Unreadable {
-        path: root.to_owned(),
-        entry: entry.to_owned(),
-        source,
-    };
+fn collect(root: &Path, dir: &Path, prefix: &str, depth: usize, files: &mut Vec<File>) -> Result<(), ArtifactError> {
+    let unreadable =
+        |entry: &Path, source| ArtifactError::Unreadable { path: root.to_owned(), entry: entry.to_owned(), source };
     if depth > MAX_DEPTH {
         return Err(ArtifactError::Unpackable {
             path: root.to_owned(),
             entry: dir.to_owned(),
-            reason: format!(
-                "more than {MAX_DEPTH} directories deep; is there a symbolic link loop?"
-            ),
+            reason: format!("more than {MAX_DEPTH} directories deep; is there a symbolic link loop?"),
         });
     }
     for entry in fs::read_dir(dir).map_err(|e| unreadable(dir, e))? {
@@ -223,11 +194,7 @@ fn collect(
         if metadata.is_dir() {
             collect(root, &path, &format!("{name}/"), depth + 1, files)?;
         } else if metadata.is_file() {
-            files.push(File {
-                name,
-                executable: is_executable(&metadata),
-                path,
-            });
+            files.push(File { name, executable: is_executable(&metadata), path });
         }
     }
     Ok(())
@@ -258,8 +225,7 @@ mod tests {
         fn new() -> Scratch {
             static NEXT: AtomicUsize = AtomicUsize::new(0);
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("aliasflow-artifact-{}-{n}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("aliasflow-artifact-{}-{n}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).unwrap();
             Scratch(dir)
@@ -301,10 +267,7 @@ mod tests {
     fn the_same_tree_gives_the_same_bytes_twice() {
         let a = Scratch::new();
         let b = Scratch::new();
-        let (first, second) = (
-            package(&a.function()).unwrap(),
-            package(&b.function()).unwrap(),
-        );
+        let (first, second) = (package(&a.function()).unwrap(), package(&b.function()).unwrap());
         assert_eq!(first.sha256_hex, second.sha256_hex);
         assert_eq!(first.bytes, second.bytes);
     }
@@ -314,12 +277,8 @@ mod tests {
         let scratch = Scratch::new();
         let dir = scratch.function();
         let before = package(&dir).unwrap();
-        let file = fs::File::options()
-            .write(true)
-            .open(dir.join("README"))
-            .unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(86_400 * 30))
-            .unwrap();
+        let file = fs::File::options().write(true).open(dir.join("README")).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(86_400 * 30)).unwrap();
         assert_eq!(package(&dir).unwrap().sha256_hex, before.sha256_hex);
     }
 
@@ -341,10 +300,7 @@ mod tests {
         for i in 0..archive.len() {
             let entry = archive.by_index(i).unwrap();
             assert_eq!(entry.last_modified(), Some(DateTime::default()));
-            entries.push((
-                entry.name().to_owned(),
-                entry.unix_mode().map(|m| m & 0o777),
-            ));
+            entries.push((entry.name().to_owned(), entry.unix_mode().map(|m| m & 0o777)));
         }
         let executable = if cfg!(unix) { 0o755 } else { 0o644 };
         assert_eq!(
@@ -360,14 +316,8 @@ mod tests {
     #[test]
     fn the_hashes_are_those_lambda_reports() {
         let package = Package::from_bytes(b"abc".to_vec());
-        assert_eq!(
-            package.sha256_hex,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(
-            package.sha256_base64,
-            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
-        );
+        assert_eq!(package.sha256_hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(package.sha256_base64, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
     }
 
     #[test]
@@ -384,9 +334,7 @@ mod tests {
         let err = package(Path::new("/nonexistent/build/api.zip")).unwrap_err();
         assert!(matches!(err, ArtifactError::Missing { .. }));
         assert!(
-            err.to_string().contains(
-                "/nonexistent/build/api.zip: no such file or directory; build the function first"
-            ),
+            err.to_string().contains("/nonexistent/build/api.zip: no such file or directory; build the function first"),
             "{err}"
         );
     }
@@ -403,10 +351,7 @@ mod tests {
     fn a_file_that_is_not_a_zip_is_refused() {
         let scratch = Scratch::new();
         let text = scratch.write("main.py", "print()");
-        assert!(matches!(
-            package(&text),
-            Err(ArtifactError::NotZipOrDirectory { .. })
-        ));
+        assert!(matches!(package(&text), Err(ArtifactError::NotZipOrDirectory { .. })));
         let fake = scratch.write("fake.zip", "not a zip");
         assert!(matches!(package(&fake), Err(ArtifactError::NotAZip { .. })));
     }
@@ -420,9 +365,6 @@ mod tests {
         std::os::unix::fs::symlink(scratch.0.join("gone"), dir.join("link")).unwrap();
         let err = package(&dir).unwrap_err();
         assert!(matches!(err, ArtifactError::Unreadable { .. }), "{err}");
-        assert!(
-            err.to_string().contains("cannot read") && err.to_string().contains("fn/link"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("cannot read") && err.to_string().contains("fn/link"), "{err}");
     }
 }

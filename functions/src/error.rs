@@ -45,7 +45,9 @@ pub enum StepError {
     #[error("{0}; run `aliasflow bootstrap` first")]
     NotBootstrapped(String),
     /// The stage has never been deployed (or was removed).
-    #[error("stage {stage} of service {service} does not exist; deploy it first with `aliasflow deploy --stage {stage}`")]
+    #[error(
+        "stage {stage} of service {service} does not exist; deploy it first with `aliasflow deploy --stage {stage}`"
+    )]
     StageUnknown {
         /// The service.
         service: String,

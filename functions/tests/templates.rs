@@ -20,18 +20,12 @@ fn example_text() -> String {
 /// Writes each template to `dir/<name>.json` and returns the paths.
 fn write_templates(dir: &Path, manifest: &Manifest, prefix: &str, stages: &[&str]) -> Vec<PathBuf> {
     let mut templates = vec![(format!("{prefix}service"), service_template(manifest))];
-    templates.extend(stages.iter().map(|stage| {
-        (
-            format!("{prefix}stage-{stage}"),
-            stage_template(manifest, stage),
-        )
-    }));
+    templates.extend(stages.iter().map(|stage| (format!("{prefix}stage-{stage}"), stage_template(manifest, stage))));
     templates
         .into_iter()
         .map(|(name, template)| {
             let path = dir.join(format!("{name}.json"));
-            std::fs::write(&path, render(&template))
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            std::fs::write(&path, render(&template)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             path
         })
         .collect()
@@ -40,11 +34,7 @@ fn write_templates(dir: &Path, manifest: &Manifest, prefix: &str, stages: &[&str
 #[test]
 fn the_example_templates_pass_cfn_lint_without_errors_or_warnings() {
     let cfn_lint = workspace().join(".venv/bin/cfn-lint");
-    assert!(
-        cfn_lint.exists(),
-        "{} is missing: run scripts/setup-local-aws.sh to install it",
-        cfn_lint.display()
-    );
+    assert!(cfn_lint.exists(), "{} is missing: run scripts/setup-local-aws.sh to install it", cfn_lint.display());
     let dir = std::env::temp_dir().join(format!("aliasflow-templates-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -55,10 +45,7 @@ fn the_example_templates_pass_cfn_lint_without_errors_or_warnings() {
         .replace("logs: service", "logs: stage")
         .replace("  prod:\n", "  eu:\n    region: eu-west-1\n  prod:\n");
     let variant = Manifest::parse(&variant_text, "variant.yaml").unwrap();
-    assert!(
-        variant.stage_settings("eu").remote,
-        "the variant has a remote stage"
-    );
+    assert!(variant.stage_settings("eu").remote, "the variant has a remote stage");
     files.extend(write_templates(&dir, &variant, "variant-", &["dev", "eu"]));
 
     let output = Command::new(&cfn_lint)
@@ -66,16 +53,8 @@ fn the_example_templates_pass_cfn_lint_without_errors_or_warnings() {
         .args(&files)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", cfn_lint.display()));
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        output.status.success(),
-        "cfn-lint found problems ({}):\n{report}",
-        output.status
-    );
+    assert!(output.status.success(), "cfn-lint found problems ({}):\n{report}", output.status);
     assert!(report.trim().is_empty(), "cfn-lint said:\n{report}");
 }

@@ -112,13 +112,22 @@ async fn upload(
 }
 
 /// What the deployment did, with the API calls it took.
-fn summary(manifest: &Manifest, stage: Option<&str>, output: &Value, transitions: u64, started: Instant, app: &App) -> Reply {
+fn summary(
+    manifest: &Manifest,
+    stage: Option<&str>,
+    output: &Value,
+    transitions: u64,
+    started: Instant,
+    app: &App,
+) -> Reply {
     let calls = app.calls.by_service();
     let stack_operations: u64 = app
         .calls
         .snapshot()
         .iter()
-        .filter(|((service, op), _)| service == "CloudFormation" && matches!(op.as_str(), "CreateStack" | "UpdateStack" | "DeleteStack"))
+        .filter(|((service, op), _)| {
+            service == "CloudFormation" && matches!(op.as_str(), "CreateStack" | "UpdateStack" | "DeleteStack")
+        })
         .map(|(_, count)| count.calls)
         .sum();
     let seconds = started.elapsed().as_secs_f64();

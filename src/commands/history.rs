@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use functions::domain::history::{Deployment, DeploymentKind, DeploymentStatus};
+use functions::error::StepError;
 use serde_json::{json, Value};
 
 use super::{deps, manifest_for_stage, CliError};
@@ -15,10 +16,8 @@ pub async fn run(file: &Path, stage: &str, app: &App) -> Result<Reply, CliError>
     let (deps, _) = deps(&manifest, app).await?;
     let record = deps.history.stage(&manifest.service, stage).await.map_err(|e| CliError::aws("history", e))?;
     if record.is_none() {
-        return Err(CliError::Step {
-            step: "history".to_owned(),
-            error: functions::error::StepError::StageUnknown { service: manifest.service.clone(), stage: stage.to_owned() },
-        });
+        let unknown = StepError::StageUnknown { service: manifest.service.clone(), stage: stage.to_owned() };
+        return Err(CliError::step("history", unknown));
     }
     let mut deployments = Vec::new();
     let mut start = None;

@@ -32,8 +32,8 @@ pub enum CliError {
     Step {
         /// The step (state name) or command part.
         step: String,
-        /// What failed.
-        error: StepError,
+        /// What failed (boxed: it is large, and errors travel by value).
+        error: Box<StepError>,
     },
     /// An execution that ended in failure.
     #[error("{operation} failed in {state}: {error}: {cause}")]
@@ -55,7 +55,12 @@ pub enum CliError {
 impl CliError {
     /// A failed AWS call of the CLI itself.
     pub fn aws(step: &str, error: AwsError) -> Self {
-        Self::Step { step: step.to_owned(), error: StepError::Aws(error) }
+        Self::step(step, StepError::Aws(error))
+    }
+
+    /// A refusal or failure of a step run by the CLI itself.
+    pub fn step(step: &str, error: StepError) -> Self {
+        Self::Step { step: step.to_owned(), error: Box::new(error) }
     }
 
     /// The stable error name (`ManifestInvalid`, `StageLocked`, ...), for `--output json`.
@@ -105,9 +110,8 @@ pub fn manifest_for_stage(file: &Path, stage: &str) -> Result<Manifest, CliError
 pub async fn deps(manifest: &Manifest, app: &App) -> Result<(Deps, DeployerRecord), CliError> {
     let sdk = app.sdk().await;
     let history = functions::aws::DynamoHistory::new(sdk.dynamodb(&manifest.region), functions::aws::TABLE);
-    let record = deployer::deployer_settings(&history)
-        .await
-        .map_err(|error| CliError::Step { step: "bootstrap check".to_owned(), error })?;
+    let record =
+        deployer::deployer_settings(&history).await.map_err(|error| CliError::step("bootstrap check", error))?;
     let mut settings = Settings::new(&record.bucket);
     settings.placeholder_key.clone_from(&record.placeholder_key);
     if let Some(interval) = app.poll_interval {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use functions::domain::history::{FunctionRecord, StageRecord, StageState};
 use functions::domain::naming;
+use functions::error::StepError;
 use functions::ports::{AliasTarget, Deps, VersionInfo};
 use functions::steps::acquire_lock::stage_lock;
 use serde_json::{json, Value};
@@ -49,13 +50,20 @@ pub async fn run(file: &Path, only: Option<&str>, app: &App) -> Result<Reply, Cl
         Some(stage) => {
             manifest.check_stage(stage).map_err(CliError::Manifest)?;
             let record = deps.history.stage(&service, stage).await.map_err(aws)?;
-            let record = record.filter(|r| r.state == StageState::Active).ok_or_else(|| CliError::Step {
-                step: "status".to_owned(),
-                error: functions::error::StepError::StageUnknown { service: service.clone(), stage: stage.to_owned() },
+            let record = record.filter(|r| r.state == StageState::Active).ok_or_else(|| {
+                let unknown = StepError::StageUnknown { service: service.clone(), stage: stage.to_owned() };
+                CliError::step("status", unknown)
             })?;
             vec![record]
         }
-        None => deps.history.stages(&service).await.map_err(aws)?.into_iter().filter(|r| r.state == StageState::Active).collect(),
+        None => deps
+            .history
+            .stages(&service)
+            .await
+            .map_err(aws)?
+            .into_iter()
+            .filter(|r| r.state == StageState::Active)
+            .collect(),
     };
 
     let mut lambda = Cache::default();
@@ -164,7 +172,9 @@ fn reply(service: &str, rows: &[Row]) -> Reply {
                 row.recorded.as_ref().map_or_else(dash, |r| r.version.clone()),
                 if row.drift() { "DRIFT".to_owned() } else { "ok".to_owned() },
                 match row.lock.get("holder").and_then(Value::as_str) {
-                    Some(holder) => format!("locked by {holder} until {}", row.lock["expires_at"].as_str().unwrap_or_default()),
+                    Some(holder) => {
+                        format!("locked by {holder} until {}", row.lock["expires_at"].as_str().unwrap_or_default())
+                    }
                     None => String::new(),
                 },
             ]

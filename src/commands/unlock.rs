@@ -15,7 +15,8 @@ pub async fn run(file: &Path, stage: &str, lock_id: &str, app: &App) -> Result<R
     let manifest = manifest_for_stage(file, stage)?;
     let (deps, _) = deps(&manifest, app).await?;
     let name = stage_lock(stage);
-    let released = deps.history.release(&manifest.service, &name, lock_id).await.map_err(|e| CliError::aws("unlock", e))?;
+    let released =
+        deps.history.release(&manifest.service, &name, lock_id).await.map_err(|e| CliError::aws("unlock", e))?;
     if !released {
         let holder = deps.history.lock(&manifest.service, &name).await.map_err(|e| CliError::aws("unlock", e))?;
         let now = match holder {

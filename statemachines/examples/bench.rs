@@ -31,31 +31,21 @@ fn map_of_tasks() -> (StateMachine, Value) {
             "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:publish_version",
             "ResultSelector": {"version.$": "$.function"}, "End": true}}}}}});
     let functions: Vec<Value> = (0..1000).map(|i| json!(format!("fn-{i}"))).collect();
-    (
-        machine(&definition),
-        json!({"stage": "prod", "functions": functions}),
-    )
+    (machine(&definition), json!({"stage": "prod", "functions": functions}))
 }
 
 fn chain_of_passes() -> (StateMachine, Value) {
     let mut states = Map::new();
     for i in 0..1000 {
         let mut state = json!({"Type": "Pass", "ResultPath": "$.last", "Result": i});
-        state["Next"] = if i == 999 {
-            Value::Null
-        } else {
-            json!(format!("S{}", i + 1))
-        };
+        state["Next"] = if i == 999 { Value::Null } else { json!(format!("S{}", i + 1)) };
         if i == 999 {
             state.as_object_mut().map(|m| m.remove("Next"));
             state["End"] = json!(true);
         }
         states.insert(format!("S{i}"), state);
     }
-    (
-        machine(&json!({"StartAt": "S0", "States": states})),
-        json!({"stage": "prod"}),
-    )
+    (machine(&json!({"StartAt": "S0", "States": states})), json!({"stage": "prod"}))
 }
 
 fn machine(definition: &Value) -> StateMachine {
@@ -75,12 +65,7 @@ async fn measure(name: &str, (machine, input): (StateMachine, Value)) {
         let started = Instant::now();
         let execution = engine.run(input.clone()).await;
         let took = started.elapsed();
-        assert_eq!(
-            execution.status,
-            ExecutionStatus::Succeeded,
-            "{:?}",
-            execution.error
-        );
+        assert_eq!(execution.status, ExecutionStatus::Succeeded, "{:?}", execution.error);
         transitions = execution.transitions;
         best = best.min(took);
         total += took;
@@ -97,10 +82,6 @@ async fn measure(name: &str, (machine, input): (StateMachine, Value)) {
 
 #[tokio::main]
 async fn main() {
-    measure(
-        "(a) 1,000-item Map, MaxConcurrency 10, Task per item",
-        map_of_tasks(),
-    )
-    .await;
+    measure("(a) 1,000-item Map, MaxConcurrency 10, Task per item", map_of_tasks()).await;
     measure("(b) chain of 1,000 Pass states", chain_of_passes()).await;
 }

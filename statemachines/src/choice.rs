@@ -15,12 +15,7 @@ pub(crate) enum Rule {
     And(Vec<Rule>),
     Or(Vec<Rule>),
     Not(Box<Rule>),
-    Compare {
-        variable: Path,
-        kind: Kind,
-        cmp: Cmp,
-        operand: Operand,
-    },
+    Compare { variable: Path, kind: Kind, cmp: Cmp, operand: Operand },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,10 +84,7 @@ const OPERATORS: &[(&str, Kind, Cmp)] = &[
 fn operator(key: &str) -> Option<(Kind, Cmp, bool)> {
     if let Some(base) = key.strip_suffix("Path") {
         let (_, kind, cmp) = OPERATORS.iter().find(|(name, ..)| *name == base)?;
-        let has_path_form = matches!(
-            kind,
-            Kind::String | Kind::Numeric | Kind::Boolean | Kind::Timestamp
-        );
+        let has_path_form = matches!(kind, Kind::String | Kind::Numeric | Kind::Boolean | Kind::Timestamp);
         return has_path_form.then_some((*kind, *cmp, true));
     }
     let (_, kind, cmp) = OPERATORS.iter().find(|(name, ..)| *name == key)?;
@@ -121,32 +113,17 @@ pub(crate) fn parse_rule(
         } else if let Value::String(s) = n {
             next = Some(s.clone());
         } else {
-            checker.schema(
-                &format!("{pointer}/Next"),
-                Some("Next"),
-                "Next must be a string",
-            );
+            checker.schema(&format!("{pointer}/Next"), Some("Next"), "Next must be a string");
         }
     } else if top_level {
-        checker.schema(
-            pointer,
-            Some("Next"),
-            "A top-level choice rule needs a 'Next' field",
-        );
+        checker.schema(pointer, Some("Next"), "A top-level choice rule needs a 'Next' field");
     }
-    let logical: Vec<&str> = ["And", "Or", "Not"]
-        .into_iter()
-        .filter(|k| map.contains_key(*k))
-        .collect();
-    let comparisons: Vec<(&String, Kind, Cmp, bool)> = map
-        .keys()
-        .filter_map(|k| operator(k).map(|(kind, cmp, path)| (k, kind, cmp, path)))
-        .collect();
+    let logical: Vec<&str> = ["And", "Or", "Not"].into_iter().filter(|k| map.contains_key(*k)).collect();
+    let comparisons: Vec<(&String, Kind, Cmp, bool)> =
+        map.keys().filter_map(|k| operator(k).map(|(kind, cmp, path)| (k, kind, cmp, path))).collect();
     for key in map.keys() {
-        let known = matches!(
-            key.as_str(),
-            "Next" | "Comment" | "Variable" | "And" | "Or" | "Not"
-        ) || operator(key).is_some();
+        let known =
+            matches!(key.as_str(), "Next" | "Comment" | "Variable" | "And" | "Or" | "Not") || operator(key).is_some();
         if !known {
             let message = if key == "Condition" || key == "Assign" {
                 format!("Field '{key}' is JSONata, which this interpreter does not run")
@@ -157,11 +134,7 @@ pub(crate) fn parse_rule(
         }
     }
     if logical.len() + comparisons.len() != 1 {
-        checker.schema(
-            pointer,
-            None,
-            "A choice rule needs exactly one of And, Or, Not or a comparison operator",
-        );
+        checker.schema(pointer, None, "A choice rule needs exactly one of And, Or, Not or a comparison operator");
         return None;
     }
     if let Some(op) = logical.first() {
@@ -181,9 +154,7 @@ pub(crate) fn parse_rule(
             (_, Some(Value::Array(items))) if !items.is_empty() => {
                 let mut rules = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    if let Some((rule, _)) =
-                        parse_rule(item, &format!("{inner_pointer}/{i}"), false, checker)
-                    {
+                    if let Some((rule, _)) = parse_rule(item, &format!("{inner_pointer}/{i}"), false, checker) {
                         rules.push(rule);
                     }
                 }
@@ -197,11 +168,7 @@ pub(crate) fn parse_rule(
                 }
             }
             _ => {
-                checker.schema(
-                    &inner_pointer,
-                    Some(op),
-                    &format!("{op} must be a non-empty array of choice rules"),
-                );
+                checker.schema(&inner_pointer, Some(op), &format!("{op} must be a non-empty array of choice rules"));
                 return None;
             }
         };
@@ -221,11 +188,7 @@ pub(crate) fn parse_rule(
             }
         },
         _ => {
-            checker.schema(
-                pointer,
-                Some("Variable"),
-                "A comparison needs a 'Variable' path",
-            );
+            checker.schema(pointer, Some("Variable"), "A comparison needs a 'Variable' path");
             return None;
         }
     };
@@ -235,11 +198,7 @@ pub(crate) fn parse_rule(
         match raw.as_str().map(Path::parse) {
             Some(Ok(p)) => Operand::Path(p),
             _ => {
-                checker.schema(
-                    &field_pointer,
-                    Some(key),
-                    &format!("{key} must be a valid JSONPath"),
-                );
+                checker.schema(&field_pointer, Some(key), &format!("{key} must be a valid JSONPath"));
                 return None;
             }
         }
@@ -263,11 +222,7 @@ pub(crate) fn parse_rule(
                 Kind::Timestamp => "an RFC3339 timestamp string",
                 _ => "a boolean",
             };
-            checker.schema(
-                &field_pointer,
-                Some(key),
-                &format!("{key} must be {expected}"),
-            );
+            checker.schema(&field_pointer, Some(key), &format!("{key} must be {expected}"));
             return None;
         }
         if kind == Kind::Matches {
@@ -276,15 +231,7 @@ pub(crate) fn parse_rule(
             Operand::Literal(raw.clone())
         }
     };
-    Some((
-        Rule::Compare {
-            variable,
-            kind,
-            cmp,
-            operand,
-        },
-        next,
-    ))
+    Some((Rule::Compare { variable, kind, cmp, operand }, next))
 }
 
 fn glob(pattern: &str) -> Vec<Glob> {
@@ -328,9 +275,7 @@ fn glob_match(pattern: &[Glob], text: &str) -> bool {
             },
         }
     }
-    pattern[p.min(pattern.len())..]
-        .iter()
-        .all(|g| *g == Glob::Any)
+    pattern[p.min(pattern.len())..].iter().all(|g| *g == Glob::Any)
 }
 
 impl Rule {
@@ -354,27 +299,20 @@ impl Rule {
                 Ok(false)
             }
             Self::Not(rule) => Ok(!rule.evaluate(env)?),
-            Self::Compare {
-                variable,
-                kind,
-                cmp,
-                operand,
-            } => {
+            Self::Compare { variable, kind, cmp, operand } => {
                 let found = variable.select(env.data_for(variable));
                 if *kind == Kind::IsPresent {
                     let expected = matches!(operand, Operand::Literal(Value::Bool(true)));
                     return Ok(found.is_ok() == expected);
                 }
                 let value = found
-                    .map_err(|e| {
-                        EvalError::runtime(format!("Invalid path '{}' : {e}", variable.text()))
-                    })?
+                    .map_err(|e| EvalError::runtime(format!("Invalid path '{}' : {e}", variable.text())))?
                     .into_value();
                 let operand_value = match operand {
                     Operand::Literal(v) => std::borrow::Cow::Borrowed(v),
-                    Operand::Path(p) => std::borrow::Cow::Owned(env.resolve(p).map_err(|e| {
-                        EvalError::runtime(format!("Invalid path '{}' : {e}", p.text()))
-                    })?),
+                    Operand::Path(p) => std::borrow::Cow::Owned(
+                        env.resolve(p).map_err(|e| EvalError::runtime(format!("Invalid path '{}' : {e}", p.text())))?,
+                    ),
                     Operand::Pattern(pattern) => {
                         return Ok(matches!(&value, Value::String(s) if glob_match(pattern, s)));
                     }
@@ -443,62 +381,29 @@ mod tests {
 
     #[test]
     fn comparisons_of_the_wrong_type_are_false() {
-        assert!(!check(
-            json!({"Variable": "$.v", "NumericEquals": 0}),
-            json!({"v": "0"})
-        )
-        .unwrap());
-        assert!(!check(
-            json!({"Variable": "$.v", "StringEquals": "1"}),
-            json!({"v": 1})
-        )
-        .unwrap());
-        assert!(!check(
-            json!({"Variable": "$.v", "BooleanEquals": true}),
-            json!({"v": 1})
-        )
-        .unwrap());
-        assert!(check(
-            json!({"Variable": "$.v", "NumericEquals": 1.0}),
-            json!({"v": 1})
-        )
-        .unwrap());
+        assert!(!check(json!({"Variable": "$.v", "NumericEquals": 0}), json!({"v": "0"})).unwrap());
+        assert!(!check(json!({"Variable": "$.v", "StringEquals": "1"}), json!({"v": 1})).unwrap());
+        assert!(!check(json!({"Variable": "$.v", "BooleanEquals": true}), json!({"v": 1})).unwrap());
+        assert!(check(json!({"Variable": "$.v", "NumericEquals": 1.0}), json!({"v": 1})).unwrap());
     }
 
     #[test]
     fn type_tests_with_false_are_true_for_other_types() {
         assert!(check(json!({"Variable": "$.v", "IsNull": false}), json!({"v": 0})).unwrap());
-        assert!(!check(
-            json!({"Variable": "$.v", "IsNull": false}),
-            json!({"v": null})
-        )
-        .unwrap());
+        assert!(!check(json!({"Variable": "$.v", "IsNull": false}), json!({"v": null})).unwrap());
         assert!(check(json!({"Variable": "$.v", "IsPresent": false}), json!({})).unwrap());
-        assert!(check(
-            json!({"Variable": "$.v", "IsTimestamp": true}),
-            json!({"v": "2016-03-14T01:59:00Z"})
-        )
-        .unwrap());
+        assert!(check(json!({"Variable": "$.v", "IsTimestamp": true}), json!({"v": "2016-03-14T01:59:00Z"})).unwrap());
     }
 
     #[test]
     fn a_missing_variable_is_a_runtime_error() {
         let err = check(json!({"Variable": "$.v", "IsNull": true}), json!({})).unwrap_err();
-        assert_eq!(
-            err.detail,
-            "Invalid path '$.v' : No results for path: $['v']"
-        );
+        assert_eq!(err.detail, "Invalid path '$.v' : No results for path: $['v']");
     }
 
     #[test]
     fn string_matches_uses_star_wildcards() {
-        let m = |p: &str, s: &str| {
-            check(
-                json!({"Variable": "$.v", "StringMatches": p}),
-                json!({"v": s}),
-            )
-            .unwrap()
-        };
+        let m = |p: &str, s: &str| check(json!({"Variable": "$.v", "StringMatches": p}), json!({"v": s})).unwrap();
         assert!(m("log-*.txt", "log-2024.txt"));
         assert!(!m("log-*.txt", "log-2024.csv"));
         assert!(m("a\\*b", "a*b"));

@@ -61,18 +61,12 @@ impl InstantClock {
 
     /// Starts at `start`.
     pub fn starting_at(start: DateTime<Utc>) -> Self {
-        Self {
-            state: Mutex::new((start, Vec::new())),
-        }
+        Self { state: Mutex::new((start, Vec::new())) }
     }
 
     /// Every sleep asked of this clock so far, in order.
     pub fn sleeps(&self) -> Vec<Duration> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .clone()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).1.clone()
     }
 
     /// The sum of every sleep so far.

@@ -59,26 +59,12 @@ pub(crate) enum ResultPath {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
-    Pass {
-        parameters: Option<Template>,
-        result: Option<Value>,
-        result_path: ResultPath,
-        next: Transition,
-    },
+    Pass { parameters: Option<Template>, result: Option<Value>, result_path: ResultPath, next: Transition },
     Task(Box<Task>),
-    Choice {
-        choices: Vec<(Rule, usize)>,
-        default: Option<usize>,
-    },
-    Wait {
-        wait: WaitFor,
-        next: Transition,
-    },
+    Choice { choices: Vec<(Rule, usize)>, default: Option<usize> },
+    Wait { wait: WaitFor, next: Transition },
     Succeed,
-    Fail {
-        error: Option<Source>,
-        cause: Option<Source>,
-    },
+    Fail { error: Option<Source>, cause: Option<Source> },
     Parallel(Box<Parallel>),
     Map(Box<MapState>),
 }
@@ -241,9 +227,7 @@ impl StateMachine {
                 if checker.problems.is_empty() {
                     checker.schema("", None, "The definition is not valid");
                 }
-                Err(DefinitionError {
-                    problems: checker.problems,
-                })
+                Err(DefinitionError { problems: checker.problems })
             }
         }
     }
@@ -263,9 +247,7 @@ impl StateMachine {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         self.root.visit(&mut |state| {
             if let Kind::Task(task) = &state.kind {
-                out.entry(task.resource.clone())
-                    .or_default()
-                    .push(state.name.clone());
+                out.entry(task.resource.clone()).or_default().push(state.name.clone());
             }
         });
         out
@@ -300,21 +282,11 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
-    pub(crate) fn problem(
-        &mut self,
-        code: &str,
-        pointer: &str,
-        field: Option<&str>,
-        message: &str,
-    ) {
+    pub(crate) fn problem(&mut self, code: &str, pointer: &str, field: Option<&str>, message: &str) {
         self.problems.push(Problem {
             code: code.to_owned(),
             message: message.to_owned(),
-            location: if pointer.is_empty() {
-                "/".to_owned()
-            } else {
-                pointer.to_owned()
-            },
+            location: if pointer.is_empty() { "/".to_owned() } else { pointer.to_owned() },
             state: self.state.clone(),
             field: field.map(str::to_owned),
         });
@@ -329,14 +301,7 @@ impl Checker {
     }
 }
 
-const TOP_FIELDS: &[&str] = &[
-    "Comment",
-    "StartAt",
-    "States",
-    "Version",
-    "TimeoutSeconds",
-    "QueryLanguage",
-];
+const TOP_FIELDS: &[&str] = &["Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"];
 
 const SCOPE_FIELDS: &[&str] = &["Comment", "StartAt", "States"];
 
@@ -364,20 +329,12 @@ fn parse_machine(value: &Value, checker: &mut Checker) -> Option<StateMachine> {
     let timeout_seconds = map.get("TimeoutSeconds").and_then(|v| {
         let n = positive_integer(v);
         if n.is_none() {
-            checker.schema(
-                "/TimeoutSeconds",
-                Some("TimeoutSeconds"),
-                "TimeoutSeconds must be a positive integer",
-            );
+            checker.schema("/TimeoutSeconds", Some("TimeoutSeconds"), "TimeoutSeconds must be a positive integer");
         }
         n
     });
     let root = parse_scope(map, "", checker)?;
-    Some(StateMachine {
-        comment,
-        timeout_seconds,
-        root,
-    })
+    Some(StateMachine { comment, timeout_seconds, root })
 }
 
 fn check_query_language(map: &Map<String, Value>, pointer: &str, checker: &mut Checker) {
@@ -401,26 +358,14 @@ fn check_query_language(map: &Map<String, Value>, pointer: &str, checker: &mut C
 fn parse_scope(map: &Map<String, Value>, pointer: &str, checker: &mut Checker) -> Option<Scope> {
     let states_pointer = format!("{pointer}/States");
     let Some(Value::Object(states)) = map.get("States") else {
-        checker.schema(
-            pointer,
-            Some("States"),
-            "Field 'States' is required and must be an object",
-        );
+        checker.schema(pointer, Some("States"), "Field 'States' is required and must be an object");
         return None;
     };
     if states.is_empty() {
-        checker.schema(
-            &states_pointer,
-            Some("States"),
-            "Field 'States' must contain at least one state",
-        );
+        checker.schema(&states_pointer, Some("States"), "Field 'States' must contain at least one state");
         return None;
     }
-    let index: HashMap<&str, usize> = states
-        .keys()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
+    let index: HashMap<&str, usize> = states.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let start = match map.get("StartAt") {
         Some(Value::String(s)) => match index.get(s.as_str()) {
             Some(i) => Some(*i),
@@ -435,11 +380,7 @@ fn parse_scope(map: &Map<String, Value>, pointer: &str, checker: &mut Checker) -
             }
         },
         _ => {
-            checker.schema(
-                pointer,
-                Some("StartAt"),
-                "Field 'StartAt' is required and must be a string",
-            );
+            checker.schema(pointer, Some("StartAt"), "Field 'StartAt' is required and must be a string");
             None
         }
     };
@@ -449,11 +390,7 @@ fn parse_scope(map: &Map<String, Value>, pointer: &str, checker: &mut Checker) -
         let state_pointer = format!("{states_pointer}/{}", escape_pointer(name));
         checker.state = Some(name.clone());
         if name.chars().count() > 80 {
-            checker.schema(
-                &state_pointer,
-                None,
-                "State names must be at most 80 characters long",
-            );
+            checker.schema(&state_pointer, None, "State names must be at most 80 characters long");
         }
         if let Some(previous) = checker.seen.insert(name.clone(), state_pointer.clone()) {
             checker.problem(
@@ -472,10 +409,7 @@ fn parse_scope(map: &Map<String, Value>, pointer: &str, checker: &mut Checker) -
     if parsed.len() != states.len() {
         return None;
     }
-    Some(Scope {
-        start: start?,
-        states: parsed,
-    })
+    Some(Scope { start: start?, states: parsed })
 }
 
 struct Fields<'a> {
@@ -512,11 +446,7 @@ impl Fields<'_> {
             (Some(Value::String(n)), None) => self.target("Next", n, checker).map(Transition::Next),
             (None, Some(Value::Bool(true))) => Some(Transition::End),
             (Some(_), Some(_)) => {
-                checker.schema(
-                    self.pointer,
-                    Some("Next"),
-                    "A state cannot have both 'Next' and 'End'",
-                );
+                checker.schema(self.pointer, Some("Next"), "A state cannot have both 'Next' and 'End'");
                 None
             }
             (None, Some(_)) => {
@@ -528,11 +458,7 @@ impl Fields<'_> {
                 None
             }
             (None, None) => {
-                checker.schema(
-                    self.pointer,
-                    Some("Next"),
-                    "A non-terminal state needs either 'Next' or 'End': true",
-                );
+                checker.schema(self.pointer, Some("Next"), "A non-terminal state needs either 'Next' or 'End': true");
                 None
             }
         }
@@ -546,20 +472,12 @@ impl Fields<'_> {
             Some(Value::String(s)) => match Path::parse(s) {
                 Ok(p) => Some(Some(p)),
                 Err(e) => {
-                    checker.schema(
-                        &self.at(key),
-                        Some(key),
-                        &format!("{key} is not a valid JSONPath: {e}"),
-                    );
+                    checker.schema(&self.at(key), Some(key), &format!("{key} is not a valid JSONPath: {e}"));
                     None
                 }
             },
             Some(_) => {
-                checker.schema(
-                    &self.at(key),
-                    Some(key),
-                    &format!("{key} must be a string or null"),
-                );
+                checker.schema(&self.at(key), Some(key), &format!("{key} must be a string or null"));
                 None
             }
         }
@@ -580,18 +498,12 @@ impl Fields<'_> {
                 checker.schema(
                     &self.at(key),
                     Some(key),
-                    &format!(
-                        "{key} must be a reference path (only '.name' and '[index]' steps): {s}"
-                    ),
+                    &format!("{key} must be a reference path (only '.name' and '[index]' steps): {s}"),
                 );
                 None
             }
             Err(e) => {
-                checker.schema(
-                    &self.at(key),
-                    Some(key),
-                    &format!("{key} is not a valid JSONPath: {e}"),
-                );
+                checker.schema(&self.at(key), Some(key), &format!("{key} is not a valid JSONPath: {e}"));
                 None
             }
         }
@@ -636,11 +548,7 @@ impl Fields<'_> {
     ) -> Option<Vec<String>> {
         let at = format!("{pointer}/ErrorEquals");
         let Some(Value::Array(items)) = value.get("ErrorEquals") else {
-            checker.schema(
-                pointer,
-                Some("ErrorEquals"),
-                "ErrorEquals is required and must be an array of strings",
-            );
+            checker.schema(pointer, Some("ErrorEquals"), "ErrorEquals is required and must be an array of strings");
             return None;
         };
         if items.is_empty() {
@@ -650,30 +558,18 @@ impl Fields<'_> {
         let mut errors = Vec::with_capacity(items.len());
         for item in items {
             let Value::String(s) = item else {
-                checker.schema(
-                    &at,
-                    Some("ErrorEquals"),
-                    "ErrorEquals must contain only strings",
-                );
+                checker.schema(&at, Some("ErrorEquals"), "ErrorEquals must contain only strings");
                 return None;
             };
             errors.push(s.clone());
         }
         if errors.iter().any(|e| e == names::ALL) {
             if errors.len() > 1 {
-                checker.schema(
-                    &at,
-                    Some("ErrorEquals"),
-                    "States.ALL must appear alone in ErrorEquals",
-                );
+                checker.schema(&at, Some("ErrorEquals"), "States.ALL must appear alone in ErrorEquals");
                 return None;
             }
             if !last {
-                checker.schema(
-                    &at,
-                    Some("ErrorEquals"),
-                    "States.ALL must appear in the last retrier or catcher",
-                );
+                checker.schema(&at, Some("ErrorEquals"), "States.ALL must appear in the last retrier or catcher");
                 return None;
             }
         }
@@ -767,14 +663,7 @@ impl Fields<'_> {
                     None
                 }
             };
-            match (
-                errors,
-                interval_seconds,
-                max_attempts,
-                max_delay_seconds,
-                backoff_rate,
-                full_jitter,
-            ) {
+            match (errors, interval_seconds, max_attempts, max_delay_seconds, backoff_rate, full_jitter) {
                 (
                     Some(errors),
                     Some(interval_seconds),
@@ -820,7 +709,11 @@ impl Fields<'_> {
                 match key.as_str() {
                     "ErrorEquals" | "Next" | "ResultPath" | "Comment" => {}
                     "Assign" | "Output" => {
-                        checker.unsupported(&format!("{pointer}/{key}"), Some(key), &format!("Field '{key}' (variables, JSONata) is not supported by the local interpreter"));
+                        checker.unsupported(
+                            &format!("{pointer}/{key}"),
+                            Some(key),
+                            &format!("Field '{key}' (variables, JSONata) is not supported by the local interpreter"),
+                        );
                         ok = false;
                     }
                     _ => {
@@ -848,25 +741,13 @@ impl Fields<'_> {
                     found
                 }
                 _ => {
-                    checker.schema(
-                        &pointer,
-                        Some("Next"),
-                        "A catcher needs a 'Next' state name",
-                    );
+                    checker.schema(&pointer, Some("Next"), "A catcher needs a 'Next' state name");
                     None
                 }
             };
-            let result_path = parse_result_path(
-                map.get("ResultPath"),
-                &format!("{pointer}/ResultPath"),
-                checker,
-            );
+            let result_path = parse_result_path(map.get("ResultPath"), &format!("{pointer}/ResultPath"), checker);
             match (errors, next, result_path) {
-                (Some(errors), Some(next), Some(result_path)) => out.push(Catcher {
-                    errors,
-                    result_path,
-                    next,
-                }),
+                (Some(errors), Some(next), Some(result_path)) => out.push(Catcher { errors, result_path, next }),
                 _ => ok = false,
             }
         }
@@ -878,11 +759,7 @@ pub(crate) fn root_path() -> Path {
     Path::root()
 }
 
-fn parse_result_path(
-    value: Option<&Value>,
-    pointer: &str,
-    checker: &mut Checker,
-) -> Option<ResultPath> {
+fn parse_result_path(value: Option<&Value>, pointer: &str, checker: &mut Checker) -> Option<ResultPath> {
     match value {
         None => Some(ResultPath::Path(root_path())),
         Some(Value::Null) => Some(ResultPath::Discard),
@@ -897,20 +774,12 @@ fn parse_result_path(
                 None
             }
             Err(e) => {
-                checker.schema(
-                    pointer,
-                    Some("ResultPath"),
-                    &format!("ResultPath is not a valid JSONPath: {e}"),
-                );
+                checker.schema(pointer, Some("ResultPath"), &format!("ResultPath is not a valid JSONPath: {e}"));
                 None
             }
         },
         Some(_) => {
-            checker.schema(
-                pointer,
-                Some("ResultPath"),
-                "ResultPath must be a string or null",
-            );
+            checker.schema(pointer, Some("ResultPath"), "ResultPath must be a string or null");
             None
         }
     }
@@ -920,21 +789,12 @@ fn positive_integer(value: &Value) -> Option<u64> {
     value.as_u64().filter(|n| *n > 0)
 }
 
-fn optional_string(
-    map: &Map<String, Value>,
-    key: &str,
-    pointer: &str,
-    checker: &mut Checker,
-) -> Option<String> {
+fn optional_string(map: &Map<String, Value>, key: &str, pointer: &str, checker: &mut Checker) -> Option<String> {
     match map.get(key) {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            checker.schema(
-                &format!("{pointer}/{key}"),
-                Some(key),
-                &format!("{key} must be a string"),
-            );
+            checker.schema(&format!("{pointer}/{key}"), Some(key), &format!("{key} must be a string"));
             None
         }
     }
@@ -943,43 +803,14 @@ fn optional_string(
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
 const IO: &[&str] = &["InputPath", "OutputPath"];
 const FLOW: &[&str] = &["Next", "End"];
-const EFFECTS: &[&str] = &[
-    "Parameters",
-    "ResultSelector",
-    "ResultPath",
-    "Retry",
-    "Catch",
-];
+const EFFECTS: &[&str] = &["Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"];
 
 fn allowed_fields(type_name: &str) -> Option<Vec<&'static str>> {
     let specific: &[&str] = match type_name {
-        "Pass" => &[
-            "InputPath",
-            "OutputPath",
-            "Next",
-            "End",
-            "Parameters",
-            "Result",
-            "ResultPath",
-        ],
-        "Task" => &[
-            "Resource",
-            "TimeoutSeconds",
-            "TimeoutSecondsPath",
-            "HeartbeatSeconds",
-            "HeartbeatSecondsPath",
-        ],
+        "Pass" => &["InputPath", "OutputPath", "Next", "End", "Parameters", "Result", "ResultPath"],
+        "Task" => &["Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath"],
         "Choice" => &["InputPath", "OutputPath", "Choices", "Default"],
-        "Wait" => &[
-            "InputPath",
-            "OutputPath",
-            "Next",
-            "End",
-            "Seconds",
-            "SecondsPath",
-            "Timestamp",
-            "TimestampPath",
-        ],
+        "Wait" => &["InputPath", "OutputPath", "Next", "End", "Seconds", "SecondsPath", "Timestamp", "TimestampPath"],
         "Succeed" => &["InputPath", "OutputPath"],
         "Fail" => &["Error", "ErrorPath", "Cause", "CausePath"],
         "Parallel" => &["Branches"],
@@ -1032,19 +863,11 @@ fn parse_state(
         return None;
     };
     let Some(Value::String(type_name)) = map.get("Type") else {
-        checker.schema(
-            pointer,
-            Some("Type"),
-            "Field 'Type' is required and must be a string",
-        );
+        checker.schema(pointer, Some("Type"), "Field 'Type' is required and must be a string");
         return None;
     };
     let Some(allowed) = allowed_fields(type_name) else {
-        checker.schema(
-            &format!("{pointer}/Type"),
-            Some("Type"),
-            &format!("Unknown state type: {type_name}"),
-        );
+        checker.schema(&format!("{pointer}/Type"), Some("Type"), &format!("Unknown state type: {type_name}"));
         return None;
     };
     let mut fields_ok = true;
@@ -1056,26 +879,15 @@ fn parse_state(
         let at = format!("{pointer}/{}", escape_pointer(key));
         match unsupported_field(key) {
             Some(why) => checker.unsupported(&at, Some(key), &format!("Field '{key}': {why}")),
-            None => checker.schema(
-                &at,
-                Some(key),
-                &format!("Field '{key}' is not supported by a {type_name} state"),
-            ),
+            None => checker.schema(&at, Some(key), &format!("Field '{key}' is not supported by a {type_name} state")),
         }
     }
     check_query_language(map, pointer, checker);
-    let fields = Fields {
-        map,
-        pointer,
-        index,
-    };
+    let fields = Fields { map, pointer, index };
     let (input_path, output_path) = if type_name == "Fail" {
         (Some(Some(root_path())), Some(Some(root_path())))
     } else {
-        (
-            fields.io_path("InputPath", checker),
-            fields.io_path("OutputPath", checker),
-        )
+        (fields.io_path("InputPath", checker), fields.io_path("OutputPath", checker))
     };
     let kind = match type_name.as_str() {
         "Pass" => parse_pass(&fields, checker),
@@ -1090,12 +902,7 @@ fn parse_state(
     if !fields_ok {
         return None;
     }
-    Some(State {
-        name: name.to_owned(),
-        input_path: input_path?,
-        output_path: output_path?,
-        kind: kind?,
-    })
+    Some(State { name: name.to_owned(), input_path: input_path?, output_path: output_path?, kind: kind? })
 }
 
 fn parse_pass(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
@@ -1132,7 +939,10 @@ fn classify_resource(resource: &str) -> Result<ResourceKind, (bool, String)> {
             return Err((true, format!("Resource '{resource}' is a service integration the local interpreter does not run (only arn:aws:states:::lambda:invoke and Lambda function ARNs)")));
         }
         if parts[5] == "activity" {
-            return Err((true, format!("Resource '{resource}' is an Activity, which the local interpreter does not run")));
+            return Err((
+                true,
+                format!("Resource '{resource}' is an Activity, which the local interpreter does not run"),
+            ));
         }
     }
     if is_arn
@@ -1151,27 +961,21 @@ fn parse_task(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
     let resource = match f.get("Resource") {
         Some(Value::String(r)) => Some(r.clone()),
         _ => {
-            checker.schema(
-                f.pointer,
-                Some("Resource"),
-                "Field 'Resource' is required and must be a string",
-            );
+            checker.schema(f.pointer, Some("Resource"), "Field 'Resource' is required and must be a string");
             None
         }
     };
-    let resource_kind = resource
-        .as_deref()
-        .and_then(|r| match classify_resource(r) {
-            Ok(kind) => Some(kind),
-            Err((unsupported, message)) => {
-                if unsupported {
-                    checker.unsupported(&f.at("Resource"), Some("Resource"), &message);
-                } else {
-                    checker.schema(&f.at("Resource"), Some("Resource"), &message);
-                }
-                None
+    let resource_kind = resource.as_deref().and_then(|r| match classify_resource(r) {
+        Ok(kind) => Some(kind),
+        Err((unsupported, message)) => {
+            if unsupported {
+                checker.unsupported(&f.at("Resource"), Some("Resource"), &message);
+            } else {
+                checker.schema(&f.at("Resource"), Some("Resource"), &message);
             }
-        });
+            None
+        }
+    });
     let timeout = match (f.get("TimeoutSeconds"), f.get("TimeoutSecondsPath")) {
         (None, None) => Some(None),
         (Some(v), None) => match positive_integer(v).filter(|n| *n <= 99_999_999) {
@@ -1185,9 +989,7 @@ fn parse_task(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
                 None
             }
         },
-        (None, Some(_)) => f
-            .reference_path("TimeoutSecondsPath", checker)
-            .map(|p| Some(Seconds::Path(p))),
+        (None, Some(_)) => f.reference_path("TimeoutSecondsPath", checker).map(|p| Some(Seconds::Path(p))),
         (Some(_), Some(_)) => {
             checker.schema(
                 f.pointer,
@@ -1200,10 +1002,7 @@ fn parse_task(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
     // Heartbeats matter to callbacks and activities only, which this interpreter refuses; the
     // fields are validated and otherwise ignored.
     if let Some(v) = f.get("HeartbeatSeconds") {
-        match (
-            positive_integer(v),
-            f.get("TimeoutSeconds").and_then(Value::as_u64),
-        ) {
+        match (positive_integer(v), f.get("TimeoutSeconds").and_then(Value::as_u64)) {
             (None, _) => checker.schema(
                 &f.at("HeartbeatSeconds"),
                 Some("HeartbeatSeconds"),
@@ -1223,9 +1022,7 @@ fn parse_task(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
     let effects = f.effects(checker);
     if resource_kind == Some(ResourceKind::LambdaInvoke) {
         let has_function = match f.get("Parameters") {
-            Some(Value::Object(p)) => {
-                p.contains_key("FunctionName") || p.contains_key("FunctionName.$")
-            }
+            Some(Value::Object(p)) => p.contains_key("FunctionName") || p.contains_key("FunctionName.$"),
             _ => false,
         };
         if !has_function {
@@ -1250,28 +1047,16 @@ fn parse_choice(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
         None => Some(None),
         Some(Value::String(d)) => f.target("Default", d, checker).map(Some),
         Some(_) => {
-            checker.schema(
-                &f.at("Default"),
-                Some("Default"),
-                "Default must be a string",
-            );
+            checker.schema(&f.at("Default"), Some("Default"), "Default must be a string");
             None
         }
     };
     let Some(Value::Array(items)) = f.get("Choices") else {
-        checker.schema(
-            f.pointer,
-            Some("Choices"),
-            "Field 'Choices' is required and must be an array",
-        );
+        checker.schema(f.pointer, Some("Choices"), "Field 'Choices' is required and must be an array");
         return None;
     };
     if items.is_empty() {
-        checker.schema(
-            &f.at("Choices"),
-            Some("Choices"),
-            "Choices must contain at least one rule",
-        );
+        checker.schema(&f.at("Choices"), Some("Choices"), "Choices must contain at least one rule");
         return None;
     }
     let mut choices = Vec::with_capacity(items.len());
@@ -1293,17 +1078,12 @@ fn parse_choice(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
     if choices.len() != items.len() {
         return None;
     }
-    Some(Kind::Choice {
-        choices,
-        default: default?,
-    })
+    Some(Kind::Choice { choices, default: default? })
 }
 
 fn parse_wait(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
-    let given: Vec<&str> = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
-        .into_iter()
-        .filter(|k| f.get(k).is_some())
-        .collect();
+    let given: Vec<&str> =
+        ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"].into_iter().filter(|k| f.get(k).is_some()).collect();
     let next = f.transition(checker);
     if given.len() != 1 {
         checker.schema(
@@ -1314,47 +1094,24 @@ fn parse_wait(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
         return None;
     }
     let wait = match given[0] {
-        "Seconds" => match f
-            .get("Seconds")
-            .and_then(Value::as_u64)
-            .filter(|n| *n <= 99_999_999)
-        {
+        "Seconds" => match f.get("Seconds").and_then(Value::as_u64).filter(|n| *n <= 99_999_999) {
             Some(n) => Some(WaitFor::Seconds(n)),
             None => {
-                checker.schema(
-                    &f.at("Seconds"),
-                    Some("Seconds"),
-                    "Seconds must be a non-negative integer",
-                );
+                checker.schema(&f.at("Seconds"), Some("Seconds"), "Seconds must be a non-negative integer");
                 None
             }
         },
-        "Timestamp" => match f
-            .get("Timestamp")
-            .and_then(Value::as_str)
-            .and_then(parse_timestamp)
-        {
+        "Timestamp" => match f.get("Timestamp").and_then(Value::as_str).and_then(parse_timestamp) {
             Some(t) => Some(WaitFor::Timestamp(t)),
             None => {
-                checker.schema(
-                    &f.at("Timestamp"),
-                    Some("Timestamp"),
-                    "String does not match RFC3339 timestamp",
-                );
+                checker.schema(&f.at("Timestamp"), Some("Timestamp"), "String does not match RFC3339 timestamp");
                 None
             }
         },
-        "SecondsPath" => f
-            .reference_path("SecondsPath", checker)
-            .map(WaitFor::SecondsPath),
-        _ => f
-            .reference_path("TimestampPath", checker)
-            .map(WaitFor::TimestampPath),
+        "SecondsPath" => f.reference_path("SecondsPath", checker).map(WaitFor::SecondsPath),
+        _ => f.reference_path("TimestampPath", checker).map(WaitFor::TimestampPath),
     };
-    Some(Kind::Wait {
-        wait: wait?,
-        next: next?,
-    })
+    Some(Kind::Wait { wait: wait?, next: next? })
 }
 
 fn parse_fail(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
@@ -1363,11 +1120,7 @@ fn parse_fail(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
             (None, None) => Some(None),
             (Some(Value::String(s)), None) => Some(Some(Source::Literal(s.clone()))),
             (Some(_), None) => {
-                checker.schema(
-                    &f.at(literal),
-                    Some(literal),
-                    &format!("{literal} must be a string"),
-                );
+                checker.schema(&f.at(literal), Some(literal), &format!("{literal} must be a string"));
                 None
             }
             (None, Some(Value::String(s))) => {
@@ -1382,9 +1135,7 @@ fn parse_fail(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
                         checker.schema(
                             &f.at(path),
                             Some(path),
-                            &format!(
-                                "{path} must be a valid JSONPath or intrinsic function call: {e}"
-                            ),
+                            &format!("{path} must be a valid JSONPath or intrinsic function call: {e}"),
                         );
                         None
                     }
@@ -1395,39 +1146,24 @@ fn parse_fail(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
                 None
             }
             (Some(_), Some(_)) => {
-                checker.schema(
-                    f.pointer,
-                    Some(path),
-                    &format!("{literal} and {path} cannot both be given"),
-                );
+                checker.schema(f.pointer, Some(path), &format!("{literal} and {path} cannot both be given"));
                 None
             }
         }
     };
     let error = source("Error", "ErrorPath");
     let cause = source("Cause", "CausePath");
-    Some(Kind::Fail {
-        error: error?,
-        cause: cause?,
-    })
+    Some(Kind::Fail { error: error?, cause: cause? })
 }
 
 fn parse_parallel(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
     let effects = f.effects(checker);
     let Some(Value::Array(items)) = f.get("Branches") else {
-        checker.schema(
-            f.pointer,
-            Some("Branches"),
-            "Field 'Branches' is required and must be an array",
-        );
+        checker.schema(f.pointer, Some("Branches"), "Field 'Branches' is required and must be an array");
         return None;
     };
     if items.is_empty() {
-        checker.schema(
-            &f.at("Branches"),
-            Some("Branches"),
-            "Branches must contain at least one branch",
-        );
+        checker.schema(&f.at("Branches"), Some("Branches"), "Branches must contain at least one branch");
         return None;
     }
     let mut branches = Vec::with_capacity(items.len());
@@ -1453,10 +1189,7 @@ fn parse_parallel(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
     if branches.len() != items.len() {
         return None;
     }
-    Some(Kind::Parallel(Box::new(Parallel {
-        branches,
-        effects: effects?,
-    })))
+    Some(Kind::Parallel(Box::new(Parallel { branches, effects: effects? })))
 }
 
 fn parse_map(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
@@ -1465,11 +1198,7 @@ fn parse_map(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
         (Some(p), None) => ("ItemProcessor", p),
         (None, Some(p)) => ("Iterator", p),
         (Some(_), Some(_)) => {
-            checker.schema(
-                f.pointer,
-                Some("ItemProcessor"),
-                "A Map state cannot have both ItemProcessor and Iterator",
-            );
+            checker.schema(f.pointer, Some("ItemProcessor"), "A Map state cannot have both ItemProcessor and Iterator");
             return None;
         }
         (None, None) => {
@@ -1483,11 +1212,7 @@ fn parse_map(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
     };
     let processor_pointer = f.at(processor_key);
     let Value::Object(processor_map) = processor else {
-        checker.schema(
-            &processor_pointer,
-            Some(processor_key),
-            &format!("{processor_key} must be an object"),
-        );
+        checker.schema(&processor_pointer, Some(processor_key), &format!("{processor_key} must be an object"));
         return None;
     };
     for key in processor_map.keys() {
@@ -1516,15 +1241,15 @@ fn parse_map(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
                             Some("ProcessorConfig"),
                             "ExecutionType belongs to Distributed Map, which the local interpreter does not run",
                         ),
-                        _ => checker.schema(&format!("{at}/{key}"), Some("ProcessorConfig"), &format!("Invalid ProcessorConfig field '{key}'")),
+                        _ => checker.schema(
+                            &format!("{at}/{key}"),
+                            Some("ProcessorConfig"),
+                            &format!("Invalid ProcessorConfig field '{key}'"),
+                        ),
                     }
                 }
             }
-            _ => checker.schema(
-                &at,
-                Some("ProcessorConfig"),
-                "ProcessorConfig must be an object",
-            ),
+            _ => checker.schema(&at, Some("ProcessorConfig"), "ProcessorConfig must be an object"),
         }
     }
     let scope = parse_scope(processor_map, &processor_pointer, checker);
@@ -1532,16 +1257,9 @@ fn parse_map(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
         None => Some(root_path()),
         Some(_) => f.reference_path("ItemsPath", checker),
     };
-    let item_selector = match (
-        f.get("ItemSelector"),
-        effects.as_mut().and_then(|e| e.parameters.take()),
-    ) {
+    let item_selector = match (f.get("ItemSelector"), effects.as_mut().and_then(|e| e.parameters.take())) {
         (Some(_), Some(_)) => {
-            checker.schema(
-                f.pointer,
-                Some("ItemSelector"),
-                "A Map state cannot have both ItemSelector and Parameters",
-            );
+            checker.schema(f.pointer, Some("ItemSelector"), "A Map state cannot have both ItemSelector and Parameters");
             None
         }
         (Some(_), None) => f.template("ItemSelector", checker),
@@ -1560,9 +1278,7 @@ fn parse_map(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
                 None
             }
         },
-        (None, Some(_)) => f
-            .reference_path("MaxConcurrencyPath", checker)
-            .map(Seconds::Path),
+        (None, Some(_)) => f.reference_path("MaxConcurrencyPath", checker).map(Seconds::Path),
         (Some(_), Some(_)) => {
             checker.schema(
                 f.pointer,
@@ -1577,31 +1293,19 @@ fn parse_map(f: &Fields<'_>, checker: &mut Checker) -> Option<Kind> {
         match (f.get(key), f.get(&path_key)) {
             (None, None) => Some(None),
             (Some(v), None) => {
-                let n = v
-                    .as_f64()
-                    .filter(|n| (0.0..=max).contains(n) && (!integer || v.is_u64()));
+                let n = v.as_f64().filter(|n| (0.0..=max).contains(n) && (!integer || v.is_u64()));
                 match n {
                     Some(n) => Some(Some(Tolerance::Fixed(n))),
                     None => {
-                        let what = if integer {
-                            "a non-negative integer"
-                        } else {
-                            "a number from 0 to 100"
-                        };
+                        let what = if integer { "a non-negative integer" } else { "a number from 0 to 100" };
                         checker.schema(&f.at(key), Some(key), &format!("{key} must be {what}"));
                         None
                     }
                 }
             }
-            (None, Some(_)) => f
-                .reference_path(&path_key, checker)
-                .map(|p| Some(Tolerance::Path(p))),
+            (None, Some(_)) => f.reference_path(&path_key, checker).map(|p| Some(Tolerance::Path(p))),
             (Some(_), Some(_)) => {
-                checker.schema(
-                    f.pointer,
-                    Some(key),
-                    &format!("{key} and {path_key} cannot both be given"),
-                );
+                checker.schema(f.pointer, Some(key), &format!("{key} and {path_key} cannot both be given"));
                 None
             }
         }
@@ -1631,10 +1335,8 @@ mod tests {
 
     #[test]
     fn a_minimal_machine_parses() {
-        let m = StateMachine::from_value(
-            &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}),
-        )
-        .unwrap();
+        let m =
+            StateMachine::from_value(&json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}})).unwrap();
         assert_eq!(m.state_names(), vec!["A"]);
     }
 
@@ -1658,11 +1360,7 @@ mod tests {
         ];
         for case in cases {
             let p = problems(case.clone());
-            assert!(
-                p.iter()
-                    .any(|p| p.code == "UNSUPPORTED_BY_LOCAL_INTERPRETER"),
-                "{case}: {p:?}"
-            );
+            assert!(p.iter().any(|p| p.code == "UNSUPPORTED_BY_LOCAL_INTERPRETER"), "{case}: {p:?}");
         }
     }
 

@@ -15,8 +15,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{Clock, SystemClock};
 use crate::definition::{
-    Effects, Kind, MapState, Parallel, ResourceKind, ResultPath, Retrier, Scope, Seconds, Source,
-    State, StateMachine, Task, Tolerance, Transition, WaitFor,
+    Effects, Kind, MapState, Parallel, ResourceKind, ResultPath, Retrier, Scope, Seconds, Source, State, StateMachine,
+    Task, Tolerance, Transition, WaitFor,
 };
 use crate::error::names;
 use crate::events::{Event, EventKind, StateType};
@@ -142,16 +142,8 @@ impl Engine {
 
     /// Runs one execution on `input` to its end.
     pub async fn run(&self, input: Value) -> Execution {
-        let execution_name = self
-            .execution_name
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let arn = |kind: &str, rest: &str| {
-            format!(
-                "arn:aws:states:{}:{}:{kind}:{rest}",
-                self.region, self.account
-            )
-        };
+        let execution_name = self.execution_name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let arn = |kind: &str, rest: &str| format!("arn:aws:states:{}:{}:{kind}:{rest}", self.region, self.account);
         let start = self.clock.now();
         let run = Run {
             tasks: Arc::clone(&self.tasks),
@@ -175,12 +167,7 @@ impl Engine {
                 }
             }),
         };
-        run.emit(
-            &[],
-            EventKind::ExecutionStarted {
-                input: input.clone(),
-            },
-        );
+        run.emit(&[], EventKind::ExecutionStarted { input: input.clone() });
         let body = run_scope(&run, &self.machine.root, input, &[]);
         let result = match self.machine.timeout_seconds {
             None => body.await,
@@ -190,9 +177,7 @@ impl Engine {
                     Either::Left((result, _)) => result,
                     Either::Right(_) => Err(Failure {
                         error: Some(names::TIMEOUT.to_owned()),
-                        cause: Some(format!(
-                            "The execution did not end within its TimeoutSeconds ({seconds} s)"
-                        )),
+                        cause: Some(format!("The execution did not end within its TimeoutSeconds ({seconds} s)")),
                         terminal: true,
                     }),
                 }
@@ -200,34 +185,16 @@ impl Engine {
         };
         let (status, output, error, cause) = match result {
             Ok(output) => {
-                run.emit(
-                    &[],
-                    EventKind::ExecutionSucceeded {
-                        output: output.clone(),
-                    },
-                );
+                run.emit(&[], EventKind::ExecutionSucceeded { output: output.clone() });
                 (ExecutionStatus::Succeeded, Some(output), None, None)
             }
             Err(f) => {
-                run.emit(
-                    &[],
-                    EventKind::ExecutionFailed {
-                        error: f.error.clone(),
-                        cause: f.cause.clone(),
-                    },
-                );
+                run.emit(&[], EventKind::ExecutionFailed { error: f.error.clone(), cause: f.cause.clone() });
                 (ExecutionStatus::Failed, None, f.error, f.cause)
             }
         };
         let events = std::mem::take(&mut *run.log.lock().unwrap_or_else(PoisonError::into_inner));
-        Execution {
-            status,
-            output,
-            error,
-            cause,
-            transitions: run.transitions.load(Ordering::Relaxed),
-            events,
-        }
+        Execution { status, output, error, cause, transitions: run.transitions.load(Ordering::Relaxed), events }
     }
 }
 
@@ -247,12 +214,7 @@ impl Run {
     fn emit(&self, scope: &[(String, usize)], kind: EventKind) -> u64 {
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         let id = log.len() as u64 + 1;
-        let event = Event {
-            id,
-            timestamp: self.clock.now(),
-            scope: scope.to_vec(),
-            kind,
-        };
+        let event = Event { id, timestamp: self.clock.now(), scope: scope.to_vec(), kind };
         if let Some(sink) = &self.sink {
             // A closed receiver only means nobody listens any more.
             let _ = sink.send(event.clone());
@@ -262,11 +224,7 @@ impl Run {
     }
 
     fn history_full(&self) -> bool {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-            >= self.history_limit
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).len() >= self.history_limit
     }
 }
 
@@ -281,11 +239,7 @@ struct Failure {
 
 impl Failure {
     fn named(error: &str, cause: impl Into<String>) -> Self {
-        Self {
-            error: Some(error.to_owned()),
-            cause: Some(cause.into()),
-            terminal: error == names::RUNTIME,
-        }
+        Self { error: Some(error.to_owned()), cause: Some(cause.into()), terminal: error == names::RUNTIME }
     }
 
     /// `{"Error": ..., "Cause": ...}`, what a catcher passes on.
@@ -340,30 +294,19 @@ impl Here<'_> {
             "Name": self.state.name,
             "EnteredTime": format_time(self.entered_time)
         });
-        let retries = matches!(
-            self.state.kind,
-            Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_)
-        );
+        let retries = matches!(self.state.kind, Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_));
         if let (true, Value::Object(s)) = (retries, &mut state) {
             s.insert("RetryCount".to_owned(), json!(retry_count));
         }
         let mut context = json!({ "State": state });
         if let (Some((index, value)), Value::Object(map)) = (map_item, &mut context) {
-            map.insert(
-                "Map".to_owned(),
-                json!({"Item": {"Index": index, "Value": value}}),
-            );
+            map.insert("Map".to_owned(), json!({"Item": {"Index": index, "Value": value}}));
         }
         context
     }
 
     /// Evaluates `template` with `$` = `input`.
-    fn evaluate(
-        &self,
-        template: &Template,
-        input: &Value,
-        retry_count: u64,
-    ) -> Result<Value, Failure> {
+    fn evaluate(&self, template: &Template, input: &Value, retry_count: u64) -> Result<Value, Failure> {
         let build = || self.context(retry_count, None);
         let env = Env::new(input, &self.run.context, &build);
         template.evaluate(&env).map_err(|e| self.eval_failure(&e))
@@ -373,12 +316,7 @@ impl Here<'_> {
     fn read(&self, path: &Path, input: &Value, retry_count: u64) -> Result<Value, Failure> {
         let build = || self.context(retry_count, None);
         let env = Env::new(input, &self.run.context, &build);
-        env.resolve(path).map_err(|e| {
-            self.fail(
-                names::RUNTIME,
-                &format!("Invalid path '{}' : {e}", path.text()),
-            )
-        })
+        env.resolve(path).map_err(|e| self.fail(names::RUNTIME, &format!("Invalid path '{}' : {e}", path.text())))
     }
 
     fn input_path(&self, raw: &Value) -> Result<Value, Failure> {
@@ -397,36 +335,21 @@ impl Here<'_> {
         }
     }
 
-    fn result_path(
-        &self,
-        result_path: &ResultPath,
-        raw: &Value,
-        result: Value,
-    ) -> Result<Value, Failure> {
+    fn result_path(&self, result_path: &ResultPath, raw: &Value, result: Value) -> Result<Value, Failure> {
         match result_path {
             ResultPath::Discard => Ok(raw.clone()),
             ResultPath::Path(p) if p.is_root() => Ok(result),
             ResultPath::Path(p) => p.set(raw.clone(), result).ok_or_else(|| {
                 self.fail(
                     names::RESULT_PATH_MATCH_FAILURE,
-                    &format!(
-                        "Unable to apply ResultPath '{}' to input '{}'",
-                        p.text(),
-                        compact(raw)
-                    ),
+                    &format!("Unable to apply ResultPath '{}' to input '{}'", p.text(), compact(raw)),
                 )
             }),
         }
     }
 
     /// `ResultSelector`, `ResultPath` and `OutputPath` applied to a result.
-    fn finish(
-        &self,
-        effects: &Effects,
-        raw: &Value,
-        result: Value,
-        retry_count: u64,
-    ) -> Result<Value, Failure> {
+    fn finish(&self, effects: &Effects, raw: &Value, result: Value, retry_count: u64) -> Result<Value, Failure> {
         let selected = match &effects.result_selector {
             Some(t) => self.evaluate(t, &result, retry_count)?,
             None => result,
@@ -455,10 +378,7 @@ fn run_scope<'a>(
         let mut input = input;
         loop {
             let Some(state) = scope.states.get(index) else {
-                return Err(Failure::named(
-                    names::RUNTIME,
-                    "transition to a state that does not exist",
-                ));
+                return Err(Failure::named(names::RUNTIME, "transition to a state that does not exist"));
             };
             if run.history_full() {
                 return Err(Failure::named(
@@ -471,22 +391,10 @@ fn run_scope<'a>(
             }
             let state_type = StateType::from_name(state.type_name());
             let entered_time = run.clock.now();
-            let entered_id = run.emit(
-                chain,
-                EventKind::StateEntered {
-                    name: state.name.clone(),
-                    state_type,
-                    input: input.clone(),
-                },
-            );
+            let entered_id =
+                run.emit(chain, EventKind::StateEntered { name: state.name.clone(), state_type, input: input.clone() });
             run.transitions.fetch_add(1, Ordering::Relaxed);
-            let here = Here {
-                run,
-                state,
-                entered_id,
-                entered_time,
-                scope: chain,
-            };
+            let here = Here { run, state, entered_id, entered_time, scope: chain };
             let (next, output) = match run_state(&here, input).await {
                 Outcome::Next(next, output) => (Some(next), output),
                 Outcome::End(output) => (None, output),
@@ -502,14 +410,7 @@ fn run_scope<'a>(
                     terminal: true,
                 });
             }
-            run.emit(
-                chain,
-                EventKind::StateExited {
-                    name: state.name.clone(),
-                    state_type,
-                    output: output.clone(),
-                },
-            );
+            run.emit(chain, EventKind::StateExited { name: state.name.clone(), state_type, output: output.clone() });
             match next {
                 Some(n) => {
                     index = n;
@@ -523,12 +424,7 @@ fn run_scope<'a>(
 
 async fn run_state(here: &Here<'_>, raw: Value) -> Outcome {
     match &here.state.kind {
-        Kind::Pass {
-            parameters,
-            result,
-            result_path,
-            next,
-        } => {
+        Kind::Pass { parameters, result, result_path, next } => {
             let outcome = (|| {
                 let effective = here.input_path(&raw)?;
                 let effective = match parameters {
@@ -559,9 +455,7 @@ async fn run_state(here: &Here<'_>, raw: Value) -> Outcome {
                     Some(Source::Path(p)) => {
                         let build = || here.context(0, None);
                         let env = Env::new(&raw, &here.run.context, &build);
-                        env.resolve(p).map_err(|_| {
-                            here.eval_failure(&EvalError::path_not_found(p, field, &raw))
-                        })?
+                        env.resolve(p).map_err(|_| here.eval_failure(&EvalError::path_not_found(p, field, &raw)))?
                     }
                     Some(Source::Intrinsic(call)) => {
                         let build = || here.context(0, None);
@@ -574,13 +468,8 @@ async fn run_state(here: &Here<'_>, raw: Value) -> Outcome {
                     other => compact(&other),
                 }))
             };
-            let failure = read(error, "ErrorPath").and_then(|error| {
-                Ok(Failure {
-                    error,
-                    cause: read(cause, "CausePath")?,
-                    terminal: false,
-                })
-            });
+            let failure = read(error, "ErrorPath")
+                .and_then(|error| Ok(Failure { error, cause: read(cause, "CausePath")?, terminal: false }));
             Outcome::Failed(failure.unwrap_or_else(|f| f))
         }
         Kind::Choice { choices, default } => {
@@ -597,10 +486,9 @@ async fn run_state(here: &Here<'_>, raw: Value) -> Outcome {
                 }
                 drop(env);
                 let Some(next) = chosen.or(*default) else {
-                    return Err(here.fail(
-                        names::NO_CHOICE_MATCHED,
-                        "No Choice rule matched and the state has no Default",
-                    ));
+                    return Err(
+                        here.fail(names::NO_CHOICE_MATCHED, "No Choice rule matched and the state has no Default")
+                    );
                 };
                 Ok((next, here.output_path(effective, 0)?))
             })();
@@ -625,9 +513,7 @@ async fn run_state(here: &Here<'_>, raw: Value) -> Outcome {
             }
         }
         Kind::Task(task) => with_retries(here, &task.effects, raw, Step::Task(task)).await,
-        Kind::Parallel(parallel) => {
-            with_retries(here, &parallel.effects, raw, Step::Parallel(parallel)).await
-        }
+        Kind::Parallel(parallel) => with_retries(here, &parallel.effects, raw, Step::Parallel(parallel)).await,
         Kind::Map(map) => with_retries(here, &map.effects, raw, Step::Map(map)).await,
     }
 }
@@ -656,9 +542,7 @@ fn wait_duration(here: &Here<'_>, wait: &WaitFor, input: &Value) -> Result<Durat
         WaitFor::SecondsPath(path) => {
             let value = read_parameter(here, path, input, "SecondsPath")?;
             // A number, or a string Java's Long.parseLong reads.
-            let number = value
-                .as_i64()
-                .or_else(|| value.as_str().and_then(|s| s.parse::<i64>().ok()));
+            let number = value.as_i64().or_else(|| value.as_str().and_then(|s| s.parse::<i64>().ok()));
             match number {
                 Some(n) if n < 0 => Err(here.fail(
                     names::RUNTIME,
@@ -704,22 +588,11 @@ fn plain(value: &Value) -> String {
     }
 }
 
-fn read_parameter(
-    here: &Here<'_>,
-    path: &Path,
-    input: &Value,
-    field: &str,
-) -> Result<Value, Failure> {
+fn read_parameter(here: &Here<'_>, path: &Path, input: &Value, field: &str) -> Result<Value, Failure> {
     let build = || here.context(0, None);
     let env = Env::new(input, &here.run.context, &build);
     env.resolve(path).map_err(|_| {
-        here.fail(
-            names::RUNTIME,
-            &format!(
-                "The {field} parameter does not reference an input value: {}",
-                path.text()
-            ),
-        )
+        here.fail(names::RUNTIME, &format!("The {field} parameter does not reference an input value: {}", path.text()))
     })
 }
 
@@ -774,11 +647,7 @@ async fn with_retries(here: &Here<'_>, effects: &Effects, raw: Value, step: Step
         if failure.terminal {
             return Outcome::Failed(failure);
         }
-        if let Some(i) = effects
-            .retry
-            .iter()
-            .position(|r| matches(&r.errors, &failure))
-        {
+        if let Some(i) = effects.retry.iter().position(|r| matches(&r.errors, &failure)) {
             let retrier = &effects.retry[i];
             if attempts[i] < retrier.max_attempts {
                 let delay = backoff(retrier, attempts[i]);
@@ -790,14 +659,12 @@ async fn with_retries(here: &Here<'_>, effects: &Effects, raw: Value, step: Step
         }
         let state_failed = match step {
             Step::Task(_) => None,
-            Step::Parallel(_) => Some(EventKind::ParallelStateFailed {
-                error: failure.error.clone(),
-                cause: failure.cause.clone(),
-            }),
-            Step::Map(_) => Some(EventKind::MapStateFailed {
-                error: failure.error.clone(),
-                cause: failure.cause.clone(),
-            }),
+            Step::Parallel(_) => {
+                Some(EventKind::ParallelStateFailed { error: failure.error.clone(), cause: failure.cause.clone() })
+            }
+            Step::Map(_) => {
+                Some(EventKind::MapStateFailed { error: failure.error.clone(), cause: failure.cause.clone() })
+            }
         };
         if let Some(kind) = state_failed {
             here.run.emit(here.scope, kind);
@@ -812,12 +679,7 @@ async fn with_retries(here: &Here<'_>, effects: &Effects, raw: Value, step: Step
     }
 }
 
-async fn run_task(
-    here: &Here<'_>,
-    task: &Task,
-    raw: &Value,
-    retries: u64,
-) -> Result<Value, Failure> {
+async fn run_task(here: &Here<'_>, task: &Task, raw: &Value, retries: u64) -> Result<Value, Failure> {
     let effective = here.input_path(raw)?;
     let timeout = match &task.timeout {
         None => None,
@@ -830,10 +692,10 @@ async fn run_task(
                     return Err(here.fail(
                         names::RUNTIME,
                         &format!(
-                            "The TimeoutSecondsPath field refers to value \"{}\" which is not a valid positive integer: {}",
-                            plain(&value),
-                            p.text()
-                        ),
+                        "The TimeoutSecondsPath field refers to value \"{}\" which is not a valid positive integer: {}",
+                        plain(&value),
+                        p.text()
+                    ),
                     ))
                 }
             }
@@ -844,25 +706,9 @@ async fn run_task(
         None => effective,
     };
     let resource = task.resource.clone();
-    here.run.emit(
-        here.scope,
-        EventKind::TaskScheduled {
-            resource: resource.clone(),
-            input: task_input.clone(),
-        },
-    );
-    here.run.emit(
-        here.scope,
-        EventKind::TaskStarted {
-            resource: resource.clone(),
-        },
-    );
-    let call = TaskCall {
-        state: &here.state.name,
-        resource: &task.resource,
-        scope: here.scope,
-        retry_count: retries,
-    };
+    here.run.emit(here.scope, EventKind::TaskScheduled { resource: resource.clone(), input: task_input.clone() });
+    here.run.emit(here.scope, EventKind::TaskStarted { resource: resource.clone() });
+    let call = TaskCall { state: &here.state.name, resource: &task.resource, scope: here.scope, retry_count: retries };
     let invoke = here.run.tasks.invoke_task(call, task_input);
     let result = match timeout {
         None => Some(invoke.await),
@@ -876,34 +722,14 @@ async fn run_task(
     };
     let output = match result {
         None => {
-            here.run.emit(
-                here.scope,
-                EventKind::TaskTimedOut {
-                    resource,
-                    error: names::TIMEOUT.to_owned(),
-                    cause: None,
-                },
-            );
-            return Err(Failure {
-                error: Some(names::TIMEOUT.to_owned()),
-                cause: None,
-                terminal: false,
-            });
+            here.run
+                .emit(here.scope, EventKind::TaskTimedOut { resource, error: names::TIMEOUT.to_owned(), cause: None });
+            return Err(Failure { error: Some(names::TIMEOUT.to_owned()), cause: None, terminal: false });
         }
         Some(Err(e)) => {
-            here.run.emit(
-                here.scope,
-                EventKind::TaskFailed {
-                    resource,
-                    error: e.error.clone(),
-                    cause: e.cause.clone(),
-                },
-            );
-            return Err(Failure {
-                error: Some(e.error),
-                cause: Some(e.cause),
-                terminal: false,
-            });
+            here.run
+                .emit(here.scope, EventKind::TaskFailed { resource, error: e.error.clone(), cause: e.cause.clone() });
+            return Err(Failure { error: Some(e.error), cause: Some(e.cause), terminal: false });
         }
         Some(Ok(output)) => output,
     };
@@ -917,11 +743,7 @@ async fn run_task(
         );
         here.run.emit(
             here.scope,
-            EventKind::TaskFailed {
-                resource,
-                error: names::DATA_LIMIT_EXCEEDED.to_owned(),
-                cause: cause.clone(),
-            },
+            EventKind::TaskFailed { resource, error: names::DATA_LIMIT_EXCEEDED.to_owned(), cause: cause.clone() },
         );
         return Err(Failure {
             error: Some(names::DATA_LIMIT_EXCEEDED.to_owned()),
@@ -929,33 +751,17 @@ async fn run_task(
             terminal: false,
         });
     }
-    here.run.emit(
-        here.scope,
-        EventKind::TaskSucceeded {
-            resource,
-            output: output.clone(),
-        },
-    );
+    here.run.emit(here.scope, EventKind::TaskSucceeded { resource, output: output.clone() });
     here.finish(&task.effects, raw, output, retries)
 }
 
-async fn run_parallel(
-    here: &Here<'_>,
-    parallel: &Parallel,
-    raw: &Value,
-    retries: u64,
-) -> Result<Value, Failure> {
+async fn run_parallel(here: &Here<'_>, parallel: &Parallel, raw: &Value, retries: u64) -> Result<Value, Failure> {
     let effective = here.input_path(raw)?;
     let branch_input = match &parallel.effects.parameters {
         Some(p) => here.evaluate(p, &effective, retries)?,
         None => effective,
     };
-    here.run.emit(
-        here.scope,
-        EventKind::ParallelStateStarted {
-            branches: parallel.branches.len(),
-        },
-    );
+    here.run.emit(here.scope, EventKind::ParallelStateStarted { branches: parallel.branches.len() });
     let chains: Vec<Vec<(String, usize)>> = (0..parallel.branches.len())
         .map(|i| {
             let mut chain = here.scope.to_vec();
@@ -1017,40 +823,19 @@ fn map_number(
     }
 }
 
-async fn run_map(
-    here: &Here<'_>,
-    map: &MapState,
-    raw: &Value,
-    retries: u64,
-) -> Result<Value, Failure> {
+async fn run_map(here: &Here<'_>, map: &MapState, raw: &Value, retries: u64) -> Result<Value, Failure> {
     let effective = here.input_path(raw)?;
     let items = here.read(&map.items_path, &effective, retries)?;
     let Value::Array(items) = items else {
-        return Err(here.fail(
-            names::RUNTIME,
-            &format!(
-                "Reference path \"{}\" must point to array.",
-                map.items_path.text()
-            ),
-        ));
+        return Err(
+            here.fail(names::RUNTIME, &format!("Reference path \"{}\" must point to array.", map.items_path.text()))
+        );
     };
-    here.run.emit(
-        here.scope,
-        EventKind::MapStateStarted {
-            length: items.len(),
-        },
-    );
+    here.run.emit(here.scope, EventKind::MapStateStarted { length: items.len() });
     let limit = match &map.max_concurrency {
         Seconds::Fixed(n) => *n,
         Seconds::Path(p) => {
-            let v = map_number(
-                here,
-                "MaxConcurrencyPath",
-                p,
-                &effective,
-                retries,
-                "integer",
-            )?;
+            let v = map_number(here, "MaxConcurrencyPath", p, &effective, retries, "integer")?;
             match v.as_u64() {
                 Some(n) => n,
                 None => return Err(here.fail(names::RUNTIME, "MaxConcurrency cannot be negative.")),
@@ -1061,22 +846,11 @@ async fn run_map(
         None => None,
         Some(Tolerance::Fixed(n)) => Some(*n),
         Some(Tolerance::Path(p)) => {
-            let v = map_number(
-                here,
-                "ToleratedFailureCountPath",
-                p,
-                &effective,
-                retries,
-                "integer",
-            )?;
+            let v = map_number(here, "ToleratedFailureCountPath", p, &effective, retries, "integer")?;
             match v.as_u64() {
                 #[allow(clippy::cast_precision_loss)]
                 Some(n) => Some(n as f64),
-                None => {
-                    return Err(
-                        here.fail(names::RUNTIME, "ToleratedFailureCount cannot be negative.")
-                    )
-                }
+                None => return Err(here.fail(names::RUNTIME, "ToleratedFailureCount cannot be negative.")),
             }
         }
     };
@@ -1084,30 +858,14 @@ async fn run_map(
         None => None,
         Some(Tolerance::Fixed(n)) => Some(*n),
         Some(Tolerance::Path(p)) => {
-            let v = map_number(
-                here,
-                "ToleratedFailurePercentagePath",
-                p,
-                &effective,
-                retries,
-                "float",
-            )?;
+            let v = map_number(here, "ToleratedFailurePercentagePath", p, &effective, retries, "float")?;
             match v.as_f64().filter(|n| (0.0..=100.0).contains(n)) {
                 Some(n) => Some(n),
-                None => {
-                    return Err(here.fail(
-                        names::RUNTIME,
-                        "ToleratedFailurePercentage must be between 0 and 100.",
-                    ))
-                }
+                None => return Err(here.fail(names::RUNTIME, "ToleratedFailurePercentage must be between 0 and 100.")),
             }
         }
     };
-    let limit = if limit == 0 {
-        items.len().max(1)
-    } else {
-        usize::try_from(limit).unwrap_or(usize::MAX)
-    };
+    let limit = if limit == 0 { items.len().max(1) } else { usize::try_from(limit).unwrap_or(usize::MAX) };
     let name = &here.state.name;
     let chains: Vec<Vec<(String, usize)>> = (0..items.len())
         .map(|i| {
@@ -1130,15 +888,7 @@ async fn run_map(
                 break;
             };
             in_flight.insert(index);
-            running.push(map_iteration(
-                here,
-                map,
-                &effective,
-                index,
-                item.clone(),
-                chain,
-                retries,
-            ));
+            running.push(map_iteration(here, map, &effective, index, item.clone(), chain, retries));
         }
         let Some((index, result)) = running.next().await else {
             break;
@@ -1158,8 +908,7 @@ async fn run_map(
                 failed += 1;
                 #[allow(clippy::cast_precision_loss)]
                 let exceeded = tolerated_count.is_some_and(|n| failed as f64 > n)
-                    || tolerated_percentage
-                        .is_some_and(|p| (failed as f64) * 100.0 / (total as f64) > p);
+                    || tolerated_percentage.is_some_and(|p| (failed as f64) * 100.0 / (total as f64) > p);
                 if exceeded {
                     fatal = Some(Failure::named(
                         names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
@@ -1176,13 +925,7 @@ async fn run_map(
     drop(running);
     if let Some(failure) = fatal {
         for index in in_flight {
-            here.run.emit(
-                here.scope,
-                EventKind::MapIterationAborted {
-                    name: name.clone(),
-                    index,
-                },
-            );
+            here.run.emit(here.scope, EventKind::MapIterationAborted { name: name.clone(), index });
         }
         return Err(failure);
     }
@@ -1201,13 +944,7 @@ async fn map_iteration<'a>(
     retries: u64,
 ) -> (usize, Result<Value, Failure>) {
     let name = &here.state.name;
-    here.run.emit(
-        here.scope,
-        EventKind::MapIterationStarted {
-            name: name.clone(),
-            index,
-        },
-    );
+    here.run.emit(here.scope, EventKind::MapIterationStarted { name: name.clone(), index });
     let input = match &map.item_selector {
         None => Ok(item),
         Some(selector) => {
@@ -1221,16 +958,10 @@ async fn map_iteration<'a>(
         Err(f) => Err(f),
     };
     let kind = match &result {
-        Ok(_) => EventKind::MapIterationSucceeded {
-            name: name.clone(),
-            index,
-        },
-        Err(f) => EventKind::MapIterationFailed {
-            name: name.clone(),
-            index,
-            error: f.error.clone(),
-            cause: f.cause.clone(),
-        },
+        Ok(_) => EventKind::MapIterationSucceeded { name: name.clone(), index },
+        Err(f) => {
+            EventKind::MapIterationFailed { name: name.clone(), index, error: f.error.clone(), cause: f.cause.clone() }
+        }
     };
     here.run.emit(here.scope, kind);
     (index, result)

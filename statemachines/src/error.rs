@@ -94,11 +94,7 @@ pub struct DefinitionError {
 impl std::fmt::Display for DefinitionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
-        write!(
-            f,
-            "Invalid State Machine Definition: '{}'",
-            parts.join(", ")
-        )
+        write!(f, "Invalid State Machine Definition: '{}'", parts.join(", "))
     }
 }
 
@@ -117,10 +113,7 @@ pub struct TaskError {
 impl TaskError {
     /// A task error with this name and cause.
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self {
-            error: error.into(),
-            cause: cause.into(),
-        }
+        Self { error: error.into(), cause: cause.into() }
     }
 }
 

@@ -206,32 +206,18 @@ impl EventKind {
     /// The Step Functions history event type this event stands for (`PassStateEntered`,
     /// `LambdaFunctionScheduled`, `MapIterationStarted`, ...).
     pub fn aws_type(&self) -> String {
-        let lambda =
-            |resource: &str| resource.contains(":lambda:") && resource.contains(":function:");
+        let lambda = |resource: &str| resource.contains(":lambda:") && resource.contains(":function:");
         match self {
             Self::StateEntered { state_type, .. } => format!("{}StateEntered", state_type.as_str()),
             Self::StateExited { state_type, .. } => format!("{}StateExited", state_type.as_str()),
-            Self::TaskScheduled { resource, .. } if lambda(resource) => {
-                "LambdaFunctionScheduled".to_owned()
-            }
-            Self::TaskStarted { resource } if lambda(resource) => {
-                "LambdaFunctionStarted".to_owned()
-            }
-            Self::TaskSucceeded { resource, .. } if lambda(resource) => {
-                "LambdaFunctionSucceeded".to_owned()
-            }
-            Self::TaskFailed { resource, .. } if lambda(resource) => {
-                "LambdaFunctionFailed".to_owned()
-            }
-            Self::TaskTimedOut { resource, .. } if lambda(resource) => {
-                "LambdaFunctionTimedOut".to_owned()
-            }
+            Self::TaskScheduled { resource, .. } if lambda(resource) => "LambdaFunctionScheduled".to_owned(),
+            Self::TaskStarted { resource } if lambda(resource) => "LambdaFunctionStarted".to_owned(),
+            Self::TaskSucceeded { resource, .. } if lambda(resource) => "LambdaFunctionSucceeded".to_owned(),
+            Self::TaskFailed { resource, .. } if lambda(resource) => "LambdaFunctionFailed".to_owned(),
+            Self::TaskTimedOut { resource, .. } if lambda(resource) => "LambdaFunctionTimedOut".to_owned(),
             other => {
                 let json = serde_json::to_value(other).unwrap_or(Value::Null);
-                json.get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
+                json.get("type").and_then(Value::as_str).unwrap_or_default().to_owned()
             }
         }
     }

@@ -128,10 +128,7 @@ impl Intrinsic {
     /// Parses `States.Name(arg, ...)`; the whole text must be one call.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let chars: Vec<char> = text.chars().collect();
-        let mut parser = Parser {
-            chars: &chars,
-            pos: 0,
-        };
+        let mut parser = Parser { chars: &chars, pos: 0 };
         let call = parser.call()?;
         parser.skip_ws();
         if parser.pos != chars.len() {
@@ -148,14 +145,11 @@ impl Intrinsic {
             values.push(match arg {
                 Arg::Str { value, .. } => Value::String(value.clone()),
                 Arg::Literal(v) => v.clone(),
-                Arg::Path(path) => env
-                    .resolve(path)
-                    .map_err(|_| EvalError::path_not_found(path, name, env.input))?,
+                Arg::Path(path) => env.resolve(path).map_err(|_| EvalError::path_not_found(path, name, env.input))?,
                 Arg::Call(call) => call.evaluate(env)?,
             });
         }
-        let fail =
-            |detail: String| EvalError::intrinsic(format!("Invalid arguments in {name}: {detail}"));
+        let fail = |detail: String| EvalError::intrinsic(format!("Invalid arguments in {name}: {detail}"));
         match self.func {
             Func::Format => self.format(&values).map_err(fail),
             Func::StringToJson => string_to_json(&values[0]).map_err(fail),
@@ -164,18 +158,10 @@ impl Intrinsic {
             Func::ArrayPartition => {
                 let items = array(&values[0])?;
                 let size = integer(&values[1]).filter(|n| *n > 0).ok_or_else(|| {
-                    fail(format!(
-                        "the chunk size must be a positive integer, but was {}",
-                        compact(&values[1])
-                    ))
+                    fail(format!("the chunk size must be a positive integer, but was {}", compact(&values[1])))
                 })?;
                 let size = usize::try_from(size).unwrap_or(usize::MAX);
-                Ok(Value::Array(
-                    items
-                        .chunks(size)
-                        .map(|c| Value::Array(c.to_vec()))
-                        .collect(),
-                ))
+                Ok(Value::Array(items.chunks(size).map(|c| Value::Array(c.to_vec())).collect()))
             }
             Func::ArrayContains => {
                 let items = array(&values[0])?;
@@ -184,22 +170,11 @@ impl Intrinsic {
             Func::ArrayRange => array_range(&values).map_err(fail),
             Func::ArrayGetItem => {
                 let items = array(&values[0])?;
-                let index = integer(&values[1]).ok_or_else(|| {
-                    fail(format!(
-                        "the index must be an integer, but was {}",
-                        compact(&values[1])
-                    ))
-                })?;
-                usize::try_from(index)
-                    .ok()
-                    .and_then(|i| items.get(i))
-                    .cloned()
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "the index {index} is out of bounds for an array of {} items",
-                            items.len()
-                        ))
-                    })
+                let index = integer(&values[1])
+                    .ok_or_else(|| fail(format!("the index must be an integer, but was {}", compact(&values[1]))))?;
+                usize::try_from(index).ok().and_then(|i| items.get(i)).cloned().ok_or_else(|| {
+                    fail(format!("the index {index} is out of bounds for an array of {} items", items.len()))
+                })
             }
             Func::ArrayLength => Ok(Value::from(array(&values[0])?.len())),
             Func::ArrayUnique => {
@@ -215,9 +190,7 @@ impl Intrinsic {
             Func::Base64Encode => {
                 let text = string(&values[0], "the input")?;
                 check_length(text).map_err(fail)?;
-                Ok(Value::String(
-                    base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
-                ))
+                Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(text.as_bytes())))
             }
             Func::Base64Decode => {
                 let text = string(&values[0], "the input")?;
@@ -241,17 +214,8 @@ impl Intrinsic {
                 };
                 match &values[2] {
                     Value::Bool(false) => {}
-                    Value::Bool(true) => {
-                        return Err(fail(
-                            "only the shallow merge (false) is supported".to_owned(),
-                        ))
-                    }
-                    other => {
-                        return Err(fail(format!(
-                            "the merge mode must be a boolean, but was {}",
-                            compact(other)
-                        )))
-                    }
+                    Value::Bool(true) => return Err(fail("only the shallow merge (false) is supported".to_owned())),
+                    other => return Err(fail(format!("the merge mode must be a boolean, but was {}", compact(other)))),
                 }
                 let mut merged: Map<String, Value> = a.clone();
                 for (k, v) in b {
@@ -261,13 +225,9 @@ impl Intrinsic {
             }
             Func::MathRandom => math_random(&values).map_err(fail),
             Func::MathAdd => {
-                let a = rounded(&values[0])
-                    .ok_or_else(|| fail(format!("{} is not a number", compact(&values[0]))))?;
-                let b = rounded(&values[1])
-                    .ok_or_else(|| fail(format!("{} is not a number", compact(&values[1]))))?;
-                a.checked_add(b)
-                    .map(Value::from)
-                    .ok_or_else(|| fail("the sum is out of range".to_owned()))
+                let a = rounded(&values[0]).ok_or_else(|| fail(format!("{} is not a number", compact(&values[0]))))?;
+                let b = rounded(&values[1]).ok_or_else(|| fail(format!("{} is not a number", compact(&values[1]))))?;
+                a.checked_add(b).map(Value::from).ok_or_else(|| fail("the sum is out of range".to_owned()))
             }
             Func::StringSplit => {
                 let text = string(&values[0], "the string")?;
@@ -285,10 +245,7 @@ impl Intrinsic {
             if e.detail.starts_with("Invalid arguments in") {
                 e
             } else {
-                EvalError {
-                    error: e.error,
-                    detail: format!("Invalid arguments in {name}: {}", e.detail),
-                }
+                EvalError { error: e.error, detail: format!("Invalid arguments in {name}: {}", e.detail) }
             }
         })
     }
@@ -297,12 +254,7 @@ impl Intrinsic {
         let template: Vec<Piece> = match (&self.args[0], &values[0]) {
             (Arg::Str { raw, .. }, _) => pieces(raw, true),
             (_, Value::String(s)) => pieces(s, false),
-            (_, other) => {
-                return Err(format!(
-                    "the format string must be a string, but was {}",
-                    compact(other)
-                ))
-            }
+            (_, other) => return Err(format!("the format string must be a string, but was {}", compact(other))),
         };
         let holes = template.iter().filter(|p| matches!(p, Piece::Hole)).count();
         if holes != values.len() - 1 {
@@ -367,10 +319,7 @@ fn java_string(value: &Value) -> String {
             format!("[{}]", parts.join(", "))
         }
         Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k}={}", java_string(v)))
-                .collect();
+            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", java_string(v))).collect();
             format!("{{{}}}", parts.join(", "))
         }
         other => compact(other),
@@ -380,29 +329,21 @@ fn java_string(value: &Value) -> String {
 fn array(value: &Value) -> Result<&Vec<Value>, EvalError> {
     match value {
         Value::Array(items) => Ok(items),
-        other => Err(EvalError::intrinsic(format!(
-            "expected an array, but got {}",
-            compact(other)
-        ))),
+        other => Err(EvalError::intrinsic(format!("expected an array, but got {}", compact(other)))),
     }
 }
 
 fn string<'a>(value: &'a Value, what: &str) -> Result<&'a str, EvalError> {
     match value {
         Value::String(s) => Ok(s),
-        other => Err(EvalError::intrinsic(format!(
-            "{what} must be a string, but was {}",
-            compact(other)
-        ))),
+        other => Err(EvalError::intrinsic(format!("{what} must be a string, but was {}", compact(other)))),
     }
 }
 
 fn check_length(text: &str) -> Result<(), String> {
     let n = text.chars().count();
     if n > MAX_ENCODING_INPUT {
-        Err(format!(
-            "the input has {n} characters, more than the maximum of {MAX_ENCODING_INPUT}"
-        ))
+        Err(format!("the input has {n} characters, more than the maximum of {MAX_ENCODING_INPUT}"))
     } else {
         Ok(())
     }
@@ -451,14 +392,9 @@ fn string_to_json(value: &Value) -> Result<Value, String> {
 
 fn array_range(values: &[Value]) -> Result<Value, String> {
     let get = |i: usize, what: &str| {
-        integer(&values[i])
-            .ok_or_else(|| format!("{what} must be an integer, but was {}", compact(&values[i])))
+        integer(&values[i]).ok_or_else(|| format!("{what} must be an integer, but was {}", compact(&values[i])))
     };
-    let (start, end, step) = (
-        get(0, "the start")?,
-        get(1, "the end")?,
-        get(2, "the step")?,
-    );
+    let (start, end, step) = (get(0, "the start")?, get(1, "the end")?, get(2, "the step")?);
     if step == 0 {
         return Err("the step must not be 0".to_owned());
     }
@@ -480,14 +416,11 @@ fn array_range(values: &[Value]) -> Result<Value, String> {
 fn math_random(values: &[Value]) -> Result<Value, String> {
     use rand::{Rng as _, SeedableRng as _};
     let get = |i: usize, what: &str| {
-        integer(&values[i])
-            .ok_or_else(|| format!("{what} must be an integer, but was {}", compact(&values[i])))
+        integer(&values[i]).ok_or_else(|| format!("{what} must be an integer, but was {}", compact(&values[i])))
     };
     let (start, end) = (get(0, "the start")?, get(1, "the end")?);
     if start >= end {
-        return Err(format!(
-            "the start {start} must be lower than the end {end}"
-        ));
+        return Err(format!("the start {start} must be lower than the end {end}"));
     }
     let n = match values.get(2) {
         Some(_) => {
@@ -510,11 +443,7 @@ fn hash(data: &str, algorithm: &str) -> Result<String, String> {
         "SHA-256" => hex(&sha2::Sha256::digest(bytes)),
         "SHA-384" => hex(&sha2::Sha384::digest(bytes)),
         "SHA-512" => hex(&sha2::Sha512::digest(bytes)),
-        other => {
-            return Err(format!(
-                "the algorithm '{other}' is not one of MD5, SHA-1, SHA-256, SHA-384, SHA-512"
-            ))
-        }
+        other => return Err(format!("the algorithm '{other}' is not one of MD5, SHA-1, SHA-256, SHA-384, SHA-512")),
     })
 }
 
@@ -554,8 +483,7 @@ impl Parser<'_> {
             self.pos += 1;
         }
         let name: String = self.chars[start..self.pos].iter().collect();
-        let func = Func::from_name(&name)
-            .ok_or_else(|| format!("'States.{name}' is not an intrinsic function"))?;
+        let func = Func::from_name(&name).ok_or_else(|| format!("'States.{name}' is not an intrinsic function"))?;
         self.skip_ws();
         if self.peek() != Some('(') {
             return Err(format!("expected '(' after States.{name}"));
@@ -575,11 +503,7 @@ impl Parser<'_> {
                         self.pos += 1;
                         break;
                     }
-                    Some(c) => {
-                        return Err(format!(
-                            "unexpected '{c}' in the arguments of States.{name}"
-                        ))
-                    }
+                    Some(c) => return Err(format!("unexpected '{c}' in the arguments of States.{name}")),
                     None => return Err(format!("the arguments of States.{name} are not closed")),
                 }
             }
@@ -593,18 +517,11 @@ impl Parser<'_> {
             } else {
                 format!("{min} to {max}")
             };
-            return Err(format!(
-                "{} takes {expected} arguments, but {} were given",
-                func.name(),
-                args.len()
-            ));
+            return Err(format!("{} takes {expected} arguments, but {} were given", func.name(), args.len()));
         }
         if func == Func::Format {
             if let Some(Arg::Literal(v)) = args.first() {
-                return Err(format!(
-                    "the first argument of States.Format must be a string, but was {}",
-                    compact(v)
-                ));
+                return Err(format!("the first argument of States.Format must be a string, but was {}", compact(v)));
             }
         }
         Ok(Intrinsic { func, args })
@@ -637,10 +554,7 @@ impl Parser<'_> {
             Some('S') => Ok(Arg::Call(Box::new(self.call()?))),
             Some(c) if c == '-' || c.is_ascii_digit() => {
                 let start = self.pos;
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_digit() || "-+.eE".contains(c))
-                {
+                while self.peek().is_some_and(|c| c.is_ascii_digit() || "-+.eE".contains(c)) {
                     self.pos += 1;
                 }
                 let text: String = self.chars[start..self.pos].iter().collect();
@@ -649,11 +563,8 @@ impl Parser<'_> {
                     .map_err(|_| format!("'{text}' is not a number"))
             }
             _ => {
-                for (word, value) in [
-                    ("true", Value::Bool(true)),
-                    ("false", Value::Bool(false)),
-                    ("null", Value::Null),
-                ] {
+                for (word, value) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)]
+                {
                     if self.starts_with(word) {
                         self.pos += word.len();
                         return Ok(Arg::Literal(value));
@@ -706,113 +617,60 @@ mod tests {
     #[allow(clippy::needless_pass_by_value)]
     fn call(text: &str, input: Value) -> Result<Value, EvalError> {
         let ctx = || json!({});
-        Intrinsic::parse(text)
-            .unwrap()
-            .evaluate(&Env::new(&input, &json!({}), &ctx))
+        Intrinsic::parse(text).unwrap().evaluate(&Env::new(&input, &json!({}), &ctx))
     }
 
     #[test]
     fn format_prints_values_as_step_functions_does() {
         let input = json!({"o": {"Arg1": 1, "Arg2": []}, "n": null, "f": 1.1});
         assert_eq!(
-            call(
-                "States.Format('{} {} {} \\{\\} it\\'s', $.o, $.n, $.f)",
-                input
-            )
-            .unwrap(),
+            call("States.Format('{} {} {} \\{\\} it\\'s', $.o, $.n, $.f)", input).unwrap(),
             json!("{Arg1=1, Arg2=[]} null 1.1 {} it's")
         );
     }
 
     #[test]
     fn math_add_rounds_half_up() {
-        for (a, b, sum) in [
-            (1.49, 1.5, 3),
-            (-1.49, -1.5, -2),
-            (-1.5, -1.51, -3),
-            (-0.5, 0.5, 1),
-            (-3.5, 0.0, -3),
-        ] {
-            assert_eq!(
-                call("States.MathAdd($.a, $.b)", json!({"a": a, "b": b})).unwrap(),
-                json!(sum)
-            );
+        for (a, b, sum) in [(1.49, 1.5, 3), (-1.49, -1.5, -2), (-1.5, -1.51, -3), (-0.5, 0.5, 1), (-3.5, 0.0, -3)] {
+            assert_eq!(call("States.MathAdd($.a, $.b)", json!({"a": a, "b": b})).unwrap(), json!(sum));
         }
     }
 
     #[test]
     fn string_split_splits_on_each_delimiter_character() {
         assert_eq!(
-            call(
-                "States.StringSplit($.s, $.d)",
-                json!({"s": "This.is+a,test=string", "d": ".+,="})
-            )
-            .unwrap(),
+            call("States.StringSplit($.s, $.d)", json!({"s": "This.is+a,test=string", "d": ".+,="})).unwrap(),
             json!(["This", "is", "a", "test", "string"])
         );
-        assert_eq!(
-            call("States.StringSplit(',,,,', ',')", json!({})).unwrap(),
-            json!([])
-        );
+        assert_eq!(call("States.StringSplit(',,,,', ',')", json!({})).unwrap(), json!([]));
     }
 
     #[test]
     fn arrays() {
         assert_eq!(
-            call(
-                "States.ArrayPartition(States.Array(0, 1, 2, 3), 2)",
-                json!({})
-            )
-            .unwrap(),
+            call("States.ArrayPartition(States.Array(0, 1, 2, 3), 2)", json!({})).unwrap(),
             json!([[0, 1], [2, 3]])
         );
-        assert_eq!(
-            call("States.ArrayRange(0, 10, 3)", json!({})).unwrap(),
-            json!([0, 3, 6, 9])
-        );
-        assert_eq!(
-            call("States.ArrayGetItem($.a, 1)", json!({"a": [5, 6]})).unwrap(),
-            json!(6)
-        );
-        assert_eq!(
-            call("States.ArrayUnique($.a)", json!({"a": [1, 1, 2, 1.0]})).unwrap(),
-            json!([1, 2])
-        );
-        assert_eq!(
-            call("States.ArrayLength($.a)", json!({"a": [1, 1]})).unwrap(),
-            json!(2)
-        );
+        assert_eq!(call("States.ArrayRange(0, 10, 3)", json!({})).unwrap(), json!([0, 3, 6, 9]));
+        assert_eq!(call("States.ArrayGetItem($.a, 1)", json!({"a": [5, 6]})).unwrap(), json!(6));
+        assert_eq!(call("States.ArrayUnique($.a)", json!({"a": [1, 1, 2, 1.0]})).unwrap(), json!([1, 2]));
+        assert_eq!(call("States.ArrayLength($.a)", json!({"a": [1, 1]})).unwrap(), json!(2));
         assert!(call("States.ArrayGetItem($.a, 5)", json!({"a": [5, 6]})).is_err());
     }
 
     #[test]
     fn json_encoding_and_hashes() {
-        assert_eq!(
-            call("States.StringToJson(' ')", json!({})).unwrap(),
-            Value::Null
-        );
-        assert_eq!(
-            call("States.JsonToString($.a)", json!({"a": {"x": [1]}})).unwrap(),
-            json!("{\"x\":[1]}")
-        );
-        assert_eq!(
-            call("States.Base64Encode('Data to encode')", json!({})).unwrap(),
-            json!("RGF0YSB0byBlbmNvZGU=")
-        );
-        assert_eq!(
-            call("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')", json!({})).unwrap(),
-            json!("Data to encode")
-        );
+        assert_eq!(call("States.StringToJson(' ')", json!({})).unwrap(), Value::Null);
+        assert_eq!(call("States.JsonToString($.a)", json!({"a": {"x": [1]}})).unwrap(), json!("{\"x\":[1]}"));
+        assert_eq!(call("States.Base64Encode('Data to encode')", json!({})).unwrap(), json!("RGF0YSB0byBlbmNvZGU="));
+        assert_eq!(call("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')", json!({})).unwrap(), json!("Data to encode"));
         assert_eq!(
             call("States.Hash('input data', 'SHA-1')", json!({})).unwrap(),
             json!("aaff4a450a104cd177d28d18d74485e8cae074b7")
         );
         assert_eq!(
-            call(
-                "States.JsonMerge($.a, $.b, false)",
-                json!({"a": {"x": 1, "y": {"p": 1}}, "b": {"y": {"q": 2}}})
-            )
-            .unwrap(),
+            call("States.JsonMerge($.a, $.b, false)", json!({"a": {"x": 1, "y": {"p": 1}}, "b": {"y": {"q": 2}}}))
+                .unwrap(),
             json!({"x": 1, "y": {"q": 2}})
         );
     }
@@ -822,18 +680,8 @@ mod tests {
         let n = call("States.MathRandom(1, 10)", json!({})).unwrap();
         assert!((1..10).contains(&n.as_i64().unwrap()));
         let seeded = call("States.MathRandom(1, 1000, 7)", json!({})).unwrap();
-        assert_eq!(
-            seeded,
-            call("States.MathRandom(1, 1000, 7)", json!({})).unwrap()
-        );
-        assert_eq!(
-            call("States.UUID()", json!({}))
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .len(),
-            36
-        );
+        assert_eq!(seeded, call("States.MathRandom(1, 1000, 7)", json!({})).unwrap());
+        assert_eq!(call("States.UUID()", json!({})).unwrap().as_str().unwrap().len(), 36);
     }
 
     #[test]

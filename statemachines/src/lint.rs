@@ -88,11 +88,7 @@ pub fn lint<D: Lintable + ?Sized>(
             return e
                 .problems
                 .into_iter()
-                .map(|p| Finding {
-                    state: p.state.clone(),
-                    kind: FindingKind::Invalid,
-                    message: p.to_string(),
-                })
+                .map(|p| Finding { state: p.state.clone(), kind: FindingKind::Invalid, message: p.to_string() })
                 .collect()
         }
     };
@@ -126,10 +122,7 @@ fn lint_scope(
                 message: format!(
                     "State '{}' is not reachable from '{}'",
                     state.name,
-                    scope
-                        .states
-                        .get(scope.start)
-                        .map_or("", |s| s.name.as_str())
+                    scope.states.get(scope.start).map_or("", |s| s.name.as_str())
                 ),
             });
         }
@@ -167,8 +160,7 @@ fn lint_scope(
             .chain(effects.catch.iter().map(|c| ("Catch", &c.errors)));
         for (field, errors) in lists {
             for error in errors {
-                let known =
-                    known_errors.contains(error) || names::ALL_NAMES.contains(&error.as_str());
+                let known = known_errors.contains(error) || names::ALL_NAMES.contains(&error.as_str());
                 if !known {
                     findings.push(Finding {
                         state: Some(state.name.clone()),
@@ -192,10 +184,7 @@ mod tests {
     const PLAN: &str = "arn:aws:lambda:us-east-1:1:function:plan";
 
     fn known() -> (BTreeSet<String>, BTreeSet<String>) {
-        (
-            BTreeSet::from([PLAN.to_owned()]),
-            BTreeSet::from(["StageLocked".to_owned(), "AwsTransient".to_owned()]),
-        )
+        (BTreeSet::from([PLAN.to_owned()]), BTreeSet::from(["StageLocked".to_owned(), "AwsTransient".to_owned()]))
     }
 
     #[test]
@@ -210,10 +199,7 @@ mod tests {
         assert_eq!(lint(&definition, &resources, &errors), vec![]);
         let machine = StateMachine::from_value(&definition).unwrap();
         assert_eq!(lint(&machine, &resources, &errors), vec![]);
-        assert_eq!(
-            lint(definition.to_string().as_str(), &resources, &errors),
-            vec![]
-        );
+        assert_eq!(lint(definition.to_string().as_str(), &resources, &errors), vec![]);
     }
 
     #[test]
@@ -225,10 +211,7 @@ mod tests {
                 "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:publish", "End": true,
                 "Retry": [{"ErrorEquals": ["States.Timout", "AwsTransient"]}]}}}}}});
         let findings = lint(&definition, &resources, &errors);
-        let summary: Vec<(Option<&str>, FindingKind)> = findings
-            .iter()
-            .map(|f| (f.state.as_deref(), f.kind))
-            .collect();
+        let summary: Vec<(Option<&str>, FindingKind)> = findings.iter().map(|f| (f.state.as_deref(), f.kind)).collect();
         assert_eq!(
             summary,
             vec![
@@ -249,11 +232,8 @@ mod tests {
                 "A": {"Type": "Succeed"}, "Lost": {"Type": "Pass", "Next": "A"}}}]},
             "Orphan": {"Type": "Succeed"}}});
         let findings = lint(&definition, &resources, &errors);
-        let unreachable: Vec<&str> = findings
-            .iter()
-            .filter(|f| f.kind == FindingKind::Unreachable)
-            .filter_map(|f| f.state.as_deref())
-            .collect();
+        let unreachable: Vec<&str> =
+            findings.iter().filter(|f| f.kind == FindingKind::Unreachable).filter_map(|f| f.state.as_deref()).collect();
         assert_eq!(unreachable, vec!["Lost", "Orphan"]);
     }
 
@@ -264,15 +244,8 @@ mod tests {
             "A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken", "Next": "B"}}});
         let findings = lint(&definition, &resources, &errors);
         assert!(findings.iter().all(|f| f.kind == FindingKind::Invalid));
-        assert!(findings
-            .iter()
-            .any(|f| f.state.as_deref() == Some("A") && f.message.contains(".waitForTaskToken")));
-        assert!(findings
-            .iter()
-            .any(|f| f.message.contains("Missing 'Next' target: B")));
-        assert_eq!(
-            lint("{not json", &resources, &errors)[0].kind,
-            FindingKind::Invalid
-        );
+        assert!(findings.iter().any(|f| f.state.as_deref() == Some("A") && f.message.contains(".waitForTaskToken")));
+        assert!(findings.iter().any(|f| f.message.contains("Missing 'Next' target: B")));
+        assert_eq!(lint("{not json", &resources, &errors)[0].kind, FindingKind::Invalid);
     }
 }

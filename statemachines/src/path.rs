@@ -75,11 +75,7 @@ pub(crate) enum PathError {
     /// `Missing property in path $['a']`
     MissingProperty(String),
     /// A property asked of something that is not an object.
-    NotAnObject {
-        property: String,
-        at: String,
-        found: &'static str,
-    },
+    NotAnObject { property: String, at: String, found: &'static str },
     /// An index asked of something that is not an array.
     NotAnArray { index: String, found: String },
 }
@@ -89,20 +85,15 @@ impl std::fmt::Display for PathError {
         match self {
             Self::NoResults(p) => write!(f, "No results for path: {p}"),
             Self::MissingProperty(p) => write!(f, "Missing property in path {p}"),
-            Self::NotAnObject {
-                property,
-                at,
-                found,
-            } => write!(
+            Self::NotAnObject { property, at, found } => write!(
                 f,
                 "Expected to find an object with property {property} in path {at} but found '{found}'. \
                  This is not a json object according to the JsonProvider: \
                  'com.jayway.jsonpath.spi.json.JacksonJsonProvider'."
             ),
-            Self::NotAnArray { index, found } => write!(
-                f,
-                "Filter: {index} can only be applied to arrays. Current context is: {found}"
-            ),
+            Self::NotAnArray { index, found } => {
+                write!(f, "Filter: {index} can only be applied to arrays. Current context is: {found}")
+            }
         }
     }
 }
@@ -134,11 +125,7 @@ impl Path {
             return Err(format!("a path must start with '$': {text}"));
         };
         let chars: Vec<char> = rest.chars().collect();
-        let mut parser = Parser {
-            chars: &chars,
-            pos: 0,
-            in_filter: false,
-        };
+        let mut parser = Parser { chars: &chars, pos: 0, in_filter: false };
         let segments = parser.segments()?;
         if parser.pos != chars.len() {
             return Err(format!(
@@ -147,20 +134,12 @@ impl Path {
                 parser.pos + text.len() - rest.len()
             ));
         }
-        Ok(Self {
-            text: text.to_owned(),
-            context,
-            segments,
-        })
+        Ok(Self { text: text.to_owned(), context, segments })
     }
 
     /// `$`: the whole input.
     pub(crate) fn root() -> Self {
-        Self {
-            text: "$".to_owned(),
-            context: false,
-            segments: Vec::new(),
-        }
+        Self { text: "$".to_owned(), context: false, segments: Vec::new() }
     }
 
     /// The path as written.
@@ -188,12 +167,9 @@ impl Path {
 
     /// Only single names and single indexes: selects at most one node.
     pub(crate) fn is_definite(&self) -> bool {
-        self.segments.iter().all(|s| {
-            matches!(
-                s,
-                Segment::Child(Selector::Name(_)) | Segment::Child(Selector::Index(_))
-            )
-        })
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Child(Selector::Name(_)) | Segment::Child(Selector::Index(_))))
     }
 
     /// A reference path (`ResultPath`, `ItemsPath`, Choice `Variable`): definite.
@@ -290,11 +266,7 @@ fn select_definite<'a>(segments: &[Segment], data: &'a Value) -> Result<&'a Valu
                 let Value::Object(map) = current else {
                     let mut property = String::new();
                     canonical(&mut property, &Selector::Name(name.clone()));
-                    return Err(PathError::NotAnObject {
-                        property,
-                        at,
-                        found: java_class(current),
-                    });
+                    return Err(PathError::NotAnObject { property, at, found: java_class(current) });
                 };
                 canonical(&mut at, &Selector::Name(name.clone()));
                 match map.get(name) {
@@ -307,10 +279,7 @@ fn select_definite<'a>(segments: &[Segment], data: &'a Value) -> Result<&'a Valu
                 let Value::Array(items) = current else {
                     let mut index_text = String::new();
                     canonical(&mut index_text, &Selector::Index(*index));
-                    return Err(PathError::NotAnArray {
-                        index: index_text,
-                        found: crate::values::compact(current),
-                    });
+                    return Err(PathError::NotAnArray { index: index_text, found: crate::values::compact(current) });
                 };
                 canonical(&mut at, &Selector::Index(*index));
                 match resolve_index(*index, items.len()).and_then(|i| items.get(i)) {
@@ -324,12 +293,7 @@ fn select_definite<'a>(segments: &[Segment], data: &'a Value) -> Result<&'a Valu
     Ok(current)
 }
 
-fn select_all<'a>(
-    segments: &[Segment],
-    node: &'a Value,
-    root: &'a Value,
-    out: &mut Vec<&'a Value>,
-) {
+fn select_all<'a>(segments: &[Segment], node: &'a Value, root: &'a Value, out: &mut Vec<&'a Value>) {
     let Some((first, rest)) = segments.split_first() else {
         out.push(node);
         return;
@@ -378,10 +342,9 @@ fn apply<'a>(selector: &Selector, node: &'a Value, root: &'a Value, out: &mut Ve
         (Selector::Index(i), Value::Array(items)) => {
             out.extend(resolve_index(*i, items.len()).and_then(|i| items.get(i)));
         }
-        (Selector::Indexes(is), Value::Array(items)) => out.extend(
-            is.iter()
-                .filter_map(|i| resolve_index(*i, items.len()).and_then(|i| items.get(i))),
-        ),
+        (Selector::Indexes(is), Value::Array(items)) => {
+            out.extend(is.iter().filter_map(|i| resolve_index(*i, items.len()).and_then(|i| items.get(i))));
+        }
         (Selector::Wildcard, Value::Array(items)) => out.extend(items.iter()),
         (Selector::Wildcard, Value::Object(map)) => out.extend(map.values()),
         (Selector::Slice(from, to, step), Value::Array(items)) => {
@@ -408,18 +371,11 @@ fn apply<'a>(selector: &Selector, node: &'a Value, root: &'a Value, out: &mut Ve
     }
 }
 
-fn operand_value<'a>(
-    operand: &'a Operand,
-    current: &'a Value,
-    root: &'a Value,
-) -> Option<Cow<'a, Value>> {
+fn operand_value<'a>(operand: &'a Operand, current: &'a Value, root: &'a Value) -> Option<Cow<'a, Value>> {
     let eval = |segments: &'a [Segment], data: &'a Value| -> Option<Cow<'a, Value>> {
-        let definite = segments.iter().all(|s| {
-            matches!(
-                s,
-                Segment::Child(Selector::Name(_)) | Segment::Child(Selector::Index(_))
-            )
-        });
+        let definite = segments
+            .iter()
+            .all(|s| matches!(s, Segment::Child(Selector::Name(_)) | Segment::Child(Selector::Index(_))));
         if definite {
             select_definite(segments, data).ok().map(Cow::Borrowed)
         } else {
@@ -499,9 +455,7 @@ fn put(node: &mut Value, segments: &[Segment], value: Value) -> Option<()> {
                 map.insert(name.clone(), value);
                 return Some(());
             }
-            let child = map
-                .entry(name.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let child = map.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()));
             put(child, rest, value)
         }
         (Segment::Child(Selector::Index(index)), Value::Array(items)) => {
@@ -594,10 +548,8 @@ impl Parser<'_> {
     fn dot_name(&mut self) -> Result<String, String> {
         let start = self.pos;
         while let Some(c) = self.peek() {
-            let stop = c == '.'
-                || c == '['
-                || c == '('
-                || (self.in_filter && (c.is_whitespace() || "=!<>&|)],".contains(c)));
+            let stop =
+                c == '.' || c == '[' || c == '(' || (self.in_filter && (c.is_whitespace() || "=!<>&|)],".contains(c)));
             if stop {
                 break;
             }
@@ -649,8 +601,7 @@ impl Parser<'_> {
             self.pos += 1;
         }
         let text: String = self.chars[start..self.pos].iter().collect();
-        text.parse::<i64>()
-            .map_err(|_| format!("'{text}' is not an array index"))
+        text.parse::<i64>().map_err(|_| format!("'{text}' is not an array index"))
     }
 
     fn bracket(&mut self) -> Result<Selector, String> {
@@ -721,9 +672,7 @@ impl Parser<'_> {
             }
         }
         if bounds.is_empty() {
-            return current
-                .map(Selector::Index)
-                .ok_or_else(|| "an empty array index".to_owned());
+            return current.map(Selector::Index).ok_or_else(|| "an empty array index".to_owned());
         }
         bounds.push(current);
         if bounds.len() > 3 {
@@ -883,10 +832,7 @@ impl Parser<'_> {
             }
             Some(c) if c == '-' || c.is_ascii_digit() => {
                 let start = self.pos;
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_digit() || "-+.eE".contains(c))
-                {
+                while self.peek().is_some_and(|c| c.is_ascii_digit() || "-+.eE".contains(c)) {
                     self.pos += 1;
                 }
                 let text: String = self.chars[start..self.pos].iter().collect();
@@ -895,11 +841,8 @@ impl Parser<'_> {
                     .map_err(|_| format!("'{text}' is not a number"))
             }
             _ => {
-                for (word, value) in [
-                    ("true", Value::Bool(true)),
-                    ("false", Value::Bool(false)),
-                    ("null", Value::Null),
-                ] {
+                for (word, value) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)]
+                {
                     let len = word.len();
                     let text: String = self.chars[self.pos..].iter().take(len).collect();
                     if text == word {
@@ -941,16 +884,8 @@ mod tests {
             eval("$.NoSuchInputPath", &data).unwrap_err().to_string(),
             "No results for path: $['NoSuchInputPath']"
         );
-        assert_eq!(
-            eval("$.no.such.result.path", &data)
-                .unwrap_err()
-                .to_string(),
-            "Missing property in path $['no']"
-        );
-        assert_eq!(
-            eval("$.a.c", &data).unwrap_err().to_string(),
-            "No results for path: $['a']['c']"
-        );
+        assert_eq!(eval("$.no.such.result.path", &data).unwrap_err().to_string(), "Missing property in path $['no']");
+        assert_eq!(eval("$.a.c", &data).unwrap_err().to_string(), "No results for path: $['a']['c']");
     }
 
     #[test]
@@ -974,14 +909,8 @@ mod tests {
             eval("$.users[?(@.status == 0)]", &data).unwrap(),
             json!([{"year": 1997, "status": 0, "name": "ann"}])
         );
-        assert_eq!(
-            eval("$.users[?(@.year > 1997 && @.name =~ /b.*/)].name", &data).unwrap(),
-            json!(["bob"])
-        );
-        assert_eq!(
-            eval("$.users[?(@.name in ['ann'])].year", &data).unwrap(),
-            json!([1997])
-        );
+        assert_eq!(eval("$.users[?(@.year > 1997 && @.name =~ /b.*/)].name", &data).unwrap(), json!(["bob"]));
+        assert_eq!(eval("$.users[?(@.name in ['ann'])].year", &data).unwrap(), json!([1997]));
         assert_eq!(eval("$.users[?(@.nope)]", &data).unwrap(), json!([]));
     }
 
@@ -995,10 +924,7 @@ mod tests {
     #[test]
     fn set_creates_nested_objects() {
         let p = Path::parse("$.a.b").unwrap();
-        assert_eq!(
-            p.set(json!({"x": 1}), json!(2)),
-            Some(json!({"x": 1, "a": {"b": 2}}))
-        );
+        assert_eq!(p.set(json!({"x": 1}), json!(2)), Some(json!({"x": 1, "a": {"b": 2}})));
         assert_eq!(p.set(json!("text"), json!(2)), None);
         assert_eq!(p.set(json!({"a": 3}), json!(2)), None);
     }

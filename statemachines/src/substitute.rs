@@ -60,21 +60,12 @@ mod tests {
     fn every_missing_name_is_reported_once() {
         let err = substitute("${A} ${B} ${A}", &BTreeMap::new()).unwrap_err();
         assert_eq!(err.missing, vec!["A".to_owned(), "B".to_owned()]);
-        assert_eq!(
-            err.to_string(),
-            "no value for the definition substitutions ${A}, ${B}"
-        );
+        assert_eq!(err.to_string(), "no value for the definition substitutions ${A}, ${B}");
     }
 
     #[test]
     fn text_without_placeholders_is_unchanged() {
-        assert_eq!(
-            substitute("{\"a\": \"$.b\"}", &BTreeMap::new()).unwrap(),
-            "{\"a\": \"$.b\"}"
-        );
-        assert_eq!(
-            substitute("${unclosed", &BTreeMap::new()).unwrap(),
-            "${unclosed"
-        );
+        assert_eq!(substitute("{\"a\": \"$.b\"}", &BTreeMap::new()).unwrap(), "{\"a\": \"$.b\"}");
+        assert_eq!(substitute("${unclosed", &BTreeMap::new()).unwrap(), "${unclosed");
     }
 }

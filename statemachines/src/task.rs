@@ -105,9 +105,7 @@ pub fn lambda_target(resource: &str, input: &Value) -> Option<(String, Value)> {
         let name = function_name(input.get("FunctionName")?.as_str()?)?;
         let payload = match input.get("Payload") {
             None => Value::Null,
-            Some(Value::String(text)) => {
-                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
-            }
+            Some(Value::String(text)) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone())),
             Some(other) => other.clone(),
         };
         return Some((name, payload));
@@ -150,9 +148,7 @@ impl std::fmt::Debug for FunctionRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<&String> = self.functions.keys().collect();
         names.sort();
-        f.debug_struct("FunctionRouter")
-            .field("functions", &names)
-            .finish()
+        f.debug_struct("FunctionRouter").field("functions", &names).finish()
     }
 }
 
@@ -169,8 +165,7 @@ impl FunctionRouter {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
-        self.functions
-            .insert(name.to_owned(), Arc::new(move |v| Box::pin(f(v))));
+        self.functions.insert(name.to_owned(), Arc::new(move |v| Box::pin(f(v))));
         self
     }
 }
@@ -185,10 +180,7 @@ impl TaskHandler for FunctionRouter {
             ));
         };
         let Some(function) = self.functions.get(&name) else {
-            return Err(TaskError::new(
-                "Lambda.ResourceNotFoundException",
-                format!("Function not found: {name}"),
-            ));
+            return Err(TaskError::new("Lambda.ResourceNotFoundException", format!("Function not found: {name}")));
         };
         let result = function(payload).await?;
         if resource.ends_with(":states:::lambda:invoke") {

@@ -24,18 +24,8 @@ pub(crate) struct Env<'a> {
 }
 
 impl<'a> Env<'a> {
-    pub(crate) fn new(
-        input: &'a Value,
-        fixed: &'a Value,
-        build: &'a (dyn Fn() -> Value + 'a),
-    ) -> Self {
-        Self {
-            input,
-            fixed,
-            per_state: OnceCell::new(),
-            whole: OnceCell::new(),
-            build,
-        }
+    pub(crate) fn new(input: &'a Value, fixed: &'a Value, build: &'a (dyn Fn() -> Value + 'a)) -> Self {
+        Self { input, fixed, per_state: OnceCell::new(), whole: OnceCell::new(), build }
     }
 
     fn per_state(&self) -> &Value {
@@ -83,17 +73,11 @@ pub(crate) struct EvalError {
 
 impl EvalError {
     pub(crate) fn runtime(detail: impl Into<String>) -> Self {
-        Self {
-            error: names::RUNTIME,
-            detail: detail.into(),
-        }
+        Self { error: names::RUNTIME, detail: detail.into() }
     }
 
     pub(crate) fn intrinsic(detail: impl Into<String>) -> Self {
-        Self {
-            error: names::INTRINSIC_FAILURE,
-            detail: detail.into(),
-        }
+        Self { error: names::INTRINSIC_FAILURE, detail: detail.into() }
     }
 
     /// A `.$` path or an intrinsic argument path that found nothing.
@@ -146,20 +130,16 @@ impl Template {
                                 format!("The value for the field '{key}' must be a STRING that contains a JSONPath but was a {}", crate::values::type_name(v).to_uppercase()),
                             ));
                         };
-                        let field =
-                            compile_expression(key, expr).map_err(|m| (pointer.clone(), m))?;
+                        let field = compile_expression(key, expr).map_err(|m| (pointer.clone(), m))?;
                         if map.contains_key(name) {
                             return Err((
                                 pointer,
-                                format!(
-                                    "The field '{name}' is given twice, as '{name}' and as '{key}'"
-                                ),
+                                format!("The field '{name}' is given twice, as '{name}' and as '{key}'"),
                             ));
                         }
                         fields.push((name.to_owned(), field));
                     } else {
-                        let inner =
-                            Self::compile(v).map_err(|(p, m)| (format!("{pointer}{p}"), m))?;
+                        let inner = Self::compile(v).map_err(|(p, m)| (format!("{pointer}{p}"), m))?;
                         fields.push((key.clone(), Field::Static(inner)));
                     }
                 }
@@ -179,19 +159,17 @@ impl Template {
     pub(crate) fn evaluate(&self, env: &Env<'_>) -> Result<Value, EvalError> {
         match self {
             Self::Literal(v) => Ok(v.clone()),
-            Self::Array(items) => items
-                .iter()
-                .map(|t| t.evaluate(env))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array),
+            Self::Array(items) => {
+                items.iter().map(|t| t.evaluate(env)).collect::<Result<Vec<_>, _>>().map(Value::Array)
+            }
             Self::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for (name, field) in fields {
                     let value = match field {
                         Field::Static(t) => t.evaluate(env)?,
-                        Field::Path { field, path } => env
-                            .resolve(path)
-                            .map_err(|_| EvalError::path_not_found(path, field, env.input))?,
+                        Field::Path { field, path } => {
+                            env.resolve(path).map_err(|_| EvalError::path_not_found(path, field, env.input))?
+                        }
                         Field::Intrinsic(call) => call.evaluate(env)?,
                     };
                     out.insert(name.clone(), value);
@@ -207,27 +185,20 @@ fn compile_expression(key: &str, expr: &str) -> Result<Field, String> {
         let path = Path::parse(expr).map_err(|e| {
             format!("The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call: {e}")
         })?;
-        Ok(Field::Path {
-            field: key.to_owned(),
-            path,
-        })
+        Ok(Field::Path { field: key.to_owned(), path })
     } else if expr.starts_with("States.") {
         let call = Intrinsic::parse(expr).map_err(|e| {
             format!("The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call: {e}")
         })?;
         Ok(Field::Intrinsic(call))
     } else {
-        Err(format!(
-            "The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call"
-        ))
+        Err(format!("The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call"))
     }
 }
 
 fn needs_evaluation(value: &Value) -> bool {
     match value {
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.ends_with(".$") || needs_evaluation(v)),
+        Value::Object(map) => map.iter().any(|(k, v)| k.ends_with(".$") || needs_evaluation(v)),
         Value::Array(items) => items.iter().any(needs_evaluation),
         _ => false,
     }
@@ -258,28 +229,18 @@ mod tests {
             json!({"v": "hi"}),
         )
         .unwrap();
-        assert_eq!(
-            out,
-            json!({"a": 1, "b": "hi", "c": [{"d": 1}], "e": [1, "hi"]})
-        );
+        assert_eq!(out, json!({"a": 1, "b": "hi", "c": [{"d": 1}], "e": [1, "hi"]}));
     }
 
     #[test]
     fn the_context_object_is_both_parts() {
         let out = run(json!({"all.$": "$$", "name.$": "$$.State.Name"}), json!({})).unwrap();
-        assert_eq!(
-            out,
-            json!({"all": {"Execution": {"Input": {"x": 1}}, "State": {"Name": "S"}}, "name": "S"})
-        );
+        assert_eq!(out, json!({"all": {"Execution": {"Input": {"x": 1}}, "State": {"Name": "S"}}, "name": "S"}));
     }
 
     #[test]
     fn a_missing_path_names_the_field_and_the_input() {
-        let err = run(
-            json!({"value.$": "$.no_such_jsonpath"}),
-            json!({"int-literal": 0}),
-        )
-        .unwrap_err();
+        let err = run(json!({"value.$": "$.no_such_jsonpath"}), json!({"int-literal": 0})).unwrap_err();
         assert_eq!(err.error, "States.Runtime");
         assert_eq!(
             err.detail,

@@ -34,13 +34,9 @@ pub(crate) const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => numbers_equal(x, y),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|other| json_eq(v, other)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|other| json_eq(v, other)))
         }
         _ => a == b,
     }
@@ -60,10 +56,7 @@ fn numbers_equal(x: &serde_json::Number, y: &serde_json::Number) -> bool {
 }
 
 /// Orders two numbers by value.
-pub(crate) fn compare_numbers(
-    x: &serde_json::Number,
-    y: &serde_json::Number,
-) -> Option<std::cmp::Ordering> {
+pub(crate) fn compare_numbers(x: &serde_json::Number, y: &serde_json::Number) -> Option<std::cmp::Ordering> {
     if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
         return Some(a.cmp(&b));
     }
@@ -90,11 +83,7 @@ pub(crate) fn type_name(value: &Value) -> &'static str {
 /// `2016-03-14T01:59:00.123+01:00`).
 pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<FixedOffset>> {
     let bytes = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| {
-        bytes
-            .get(range)
-            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
-    };
+    let digits = |range: std::ops::Range<usize>| bytes.get(range).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let shape_ok = bytes.len() >= 20
         && digits(0..4)
         && bytes[4] == b'-'

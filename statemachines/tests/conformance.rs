@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
-use statemachines::{
-    Engine, ExecutionStatus, InstantClock, StateMachine, TaskCall, TaskError, TaskHandler,
-};
+use statemachines::{Engine, ExecutionStatus, InstantClock, StateMachine, TaskCall, TaskError, TaskHandler};
 
 /// Answers Task states from a case's `task_results`.
 #[derive(Default)]
@@ -26,10 +24,7 @@ struct Recorded {
 #[async_trait::async_trait]
 impl TaskHandler for Recorded {
     async fn invoke(&self, resource: &str, _input: Value) -> Result<Value, TaskError> {
-        Err(TaskError::new(
-            "Harness",
-            format!("{resource}: the harness needs the state name"),
-        ))
+        Err(TaskError::new("Harness", format!("{resource}: the harness needs the state name")))
     }
 
     async fn invoke_task(&self, call: TaskCall<'_>, input: Value) -> Result<Value, TaskError> {
@@ -37,34 +32,22 @@ impl TaskHandler for Recorded {
             let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             entries.get_mut(call.state).and_then(|list| {
                 let by_input = list.iter().any(|(e, _)| e.get("input").is_some());
-                let slot = list.iter_mut().find(|(e, used)| {
-                    !used && (!by_input || e.get("input").is_some_and(|i| json_eq(i, &input)))
-                })?;
+                let slot = list
+                    .iter_mut()
+                    .find(|(e, used)| !used && (!by_input || e.get("input").is_some_and(|i| json_eq(i, &input))))?;
                 slot.1 = true;
                 Some(slot.0.clone())
             })
         };
         let Some(entry) = picked else {
-            let problem = format!(
-                "no task result fits state {} with input {input}",
-                call.state
-            );
-            self.problems
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(problem.clone());
+            let problem = format!("no task result fits state {} with input {input}", call.state);
+            self.problems.lock().unwrap_or_else(PoisonError::into_inner).push(problem.clone());
             return Err(TaskError::new("Harness.NoTaskResult", problem));
         };
         if let Some(output) = entry.get("output") {
             return Ok(output.clone());
         }
-        let text = |k: &str| {
-            entry
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let text = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
         Err(TaskError::new(text("error"), text("cause")))
     }
 }
@@ -75,13 +58,9 @@ fn json_eq(a: &Value, b: &Value) -> bool {
             (Some(i), Some(j)) => i == j,
             _ => x.as_f64() == y.as_f64(),
         },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -116,43 +95,27 @@ async fn run_case(case: &Value) -> Result<(), String> {
                 if missing.is_empty() {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "the refusal does not mention {missing:?}: {message}"
-                    ))
+                    Err(format!("the refusal does not mention {missing:?}: {message}"))
                 }
             }
         };
     }
-    let machine =
-        parsed.map_err(|e| format!("expected {status}, got a refused definition: {e}"))?;
+    let machine = parsed.map_err(|e| format!("expected {status}, got a refused definition: {e}"))?;
     let handler = Arc::new(Recorded::default());
     if let Some(Value::Object(results)) = case.get("task_results") {
-        let mut entries = handler
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut entries = handler.entries.lock().unwrap_or_else(PoisonError::into_inner);
         for (state, list) in results {
             let list = list.as_array().cloned().unwrap_or_default();
-            entries.insert(
-                state.clone(),
-                list.into_iter().map(|e| (e, false)).collect(),
-            );
+            entries.insert(state.clone(), list.into_iter().map(|e| (e, false)).collect());
         }
     }
     let clock = Arc::new(InstantClock::new());
     let engine = Engine::new(Arc::new(machine), handler.clone())
         .with_clock(clock.clone())
-        .with_names(
-            "ConformanceMachine",
-            case["name"].as_str().unwrap_or("case"),
-        );
+        .with_names("ConformanceMachine", case["name"].as_str().unwrap_or("case"));
     let execution = engine.run(case["input"].clone()).await;
     let mut diffs = Vec::new();
-    let harness_problems = handler
-        .problems
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let harness_problems = handler.problems.lock().unwrap_or_else(PoisonError::into_inner).clone();
     diffs.extend(harness_problems);
     let got_status = match execution.status {
         ExecutionStatus::Succeeded => "SUCCEEDED",
@@ -168,11 +131,7 @@ async fn run_case(case: &Value) -> Result<(), String> {
     } else if status == "SUCCEEDED" {
         let got = execution.output.clone().unwrap_or(Value::Null);
         if !json_eq(&got, &expected["output"]) {
-            diffs.push(format!(
-                "expected output {}, got {}",
-                short(&expected["output"]),
-                short(&got)
-            ));
+            diffs.push(format!("expected output {}, got {}", short(&expected["output"]), short(&got)));
         }
     } else {
         for (key, got) in [("error", &execution.error), ("cause", &execution.cause)] {
@@ -198,18 +157,11 @@ async fn run_case(case: &Value) -> Result<(), String> {
     }
     if let Some(n) = expected.get("transitions").and_then(Value::as_u64) {
         if n != execution.transitions {
-            diffs.push(format!(
-                "expected {n} transitions, got {}",
-                execution.transitions
-            ));
+            diffs.push(format!("expected {n} transitions, got {}", execution.transitions));
         }
     }
     if let Some(Value::Array(sleeps)) = expected.get("sleeps") {
-        let want: Vec<Duration> = sleeps
-            .iter()
-            .filter_map(Value::as_f64)
-            .map(Duration::from_secs_f64)
-            .collect();
+        let want: Vec<Duration> = sleeps.iter().filter_map(Value::as_f64).map(Duration::from_secs_f64).collect();
         let got = clock.sleeps();
         if want != got {
             diffs.push(format!("expected sleeps {want:?}, got {got:?}"));
@@ -222,11 +174,7 @@ async fn run_case(case: &Value) -> Result<(), String> {
             diffs.push(format!("expected events {want:?}, got {got:?}"));
         }
     }
-    let ids_ok = execution
-        .events
-        .iter()
-        .enumerate()
-        .all(|(i, e)| e.id == i as u64 + 1);
+    let ids_ok = execution.events.iter().enumerate().all(|(i, e)| e.id == i as u64 + 1);
     if !ids_ok {
         diffs.push("event ids are not 1, 2, 3, ...".to_owned());
     }
@@ -252,37 +200,22 @@ async fn run_folder(dir: &Path) {
     assert!(!files.is_empty(), "no cases in {}", dir.display());
     let mut failures = 0usize;
     for file in &files {
-        let text =
-            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let case: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let case: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let name = case["name"].as_str().unwrap_or("?").to_owned();
         if let Err(diff) = run_case(&case).await {
             failures += 1;
             println!("FAIL {name}: {diff}");
         }
     }
-    println!(
-        "{}: {} of {} cases pass, {failures} fail",
-        dir.display(),
-        files.len() - failures,
-        files.len()
-    );
-    assert_eq!(
-        failures,
-        0,
-        "{failures} of {} cases in {} fail",
-        files.len(),
-        dir.display()
-    );
+    println!("{}: {} of {} cases pass, {failures} fail", dir.display(), files.len() - failures, files.len());
+    assert_eq!(failures, 0, "{failures} of {} cases in {} fail", files.len(), dir.display());
 }
 
 #[tokio::test]
 async fn every_recorded_aws_case_passes() {
-    let dir = std::env::var_os("ASL_CASES_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asl-cases"),
-        PathBuf::from,
-    );
+    let dir = std::env::var_os("ASL_CASES_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asl-cases"), PathBuf::from);
     run_folder(&dir).await;
 }
 
@@ -324,10 +257,7 @@ async fn odd_definitions_and_inputs_never_panic() {
         serde_json::json!({"x.$": "$$.Map.Item.Index"}),
     ];
     let mut variants = 0usize;
-    for file in case_files(&root.join("asl-cases"))
-        .into_iter()
-        .chain(case_files(&root.join("own-cases")))
-    {
+    for file in case_files(&root.join("asl-cases")).into_iter().chain(case_files(&root.join("own-cases"))) {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let Ok(case) = serde_json::from_str::<Value>(&text) else {
             continue;
@@ -343,9 +273,7 @@ async fn odd_definitions_and_inputs_never_panic() {
             for field in fields.keys() {
                 let mut changed: Vec<Value> = Vec::new();
                 let mut removed = definition.clone();
-                removed["States"][state]
-                    .as_object_mut()
-                    .map(|m| m.shift_remove(field));
+                removed["States"][state].as_object_mut().map(|m| m.shift_remove(field));
                 changed.push(removed);
                 for value in &odd {
                     let mut replaced = definition.clone();
@@ -359,22 +287,12 @@ async fn odd_definitions_and_inputs_never_panic() {
                         panic!("{}: loading panicked on {variant}", file.display());
                     };
                     let Ok(machine) = loaded else { continue };
-                    for input in [
-                        case["input"].clone(),
-                        Value::Null,
-                        serde_json::json!({"x": [1, "a"]}),
-                    ] {
+                    for input in [case["input"].clone(), Value::Null, serde_json::json!({"x": [1, "a"]})] {
                         let engine = Engine::new(Arc::new(machine.clone()), Arc::new(Echo))
                             .with_clock(Arc::new(InstantClock::new()))
                             .with_history_limit(300);
-                        let ran = std::panic::AssertUnwindSafe(engine.run(input.clone()))
-                            .catch_unwind()
-                            .await;
-                        assert!(
-                            ran.is_ok(),
-                            "{}: running panicked on {variant} with input {input}",
-                            file.display()
-                        );
+                        let ran = std::panic::AssertUnwindSafe(engine.run(input.clone())).catch_unwind().await;
+                        assert!(ran.is_ok(), "{}: running panicked on {variant} with input {input}", file.display());
                     }
                 }
             }

@@ -71,7 +71,11 @@ async fn fixture() -> Fixture {
 async fn create_role(account: &Account) -> String {
     let trust = json!({
         "Version": "2012-10-17",
-        "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }]
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Action": "sts:AssumeRole"
+        }]
     });
     let created = account
         .sdk
@@ -236,7 +240,9 @@ async fn a_missing_function_has_no_latest_aliases_or_versions_and_refuses_update
 fn topic_template(outputs: &serde_json::Value) -> TemplateSource {
     let template = json!({
         "Parameters": { "Stage": { "Type": "String" } },
-        "Resources": { "Topic": { "Type": "AWS::SNS::Topic", "Properties": { "TopicName": { "Fn::Sub": "shop-${Stage}" } } } },
+        "Resources": {
+            "Topic": { "Type": "AWS::SNS::Topic", "Properties": { "TopicName": { "Fn::Sub": "shop-${Stage}" } } }
+        },
         "Outputs": outputs
     });
     TemplateSource::Body(template.to_string())

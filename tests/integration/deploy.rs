@@ -99,7 +99,12 @@ async fn two_stages_deploy_and_a_code_change_redeploys_one_function_without_clou
     world.example.edit("functions/api/bootstrap", |text| format!("{text}\n# a code change\n"));
     let app = world.app();
     let redeploy = world.run_with(&app, &["deploy", "--stage", "dev"]).await.expect("code-only deploy");
-    assert_eq!(count(&app, "CloudFormation"), 0, "a code-only deploy makes no CloudFormation call: {:?}", app.calls.snapshot());
+    assert_eq!(
+        count(&app, "CloudFormation"),
+        0,
+        "a code-only deploy makes no CloudFormation call: {:?}",
+        app.calls.snapshot()
+    );
     assert_eq!(redeploy.json["result"]["published"], 1, "{}", redeploy.json);
 
     let after_dev = world.versions("dev").await;
@@ -187,8 +192,8 @@ async fn commands_before_bootstrap_say_to_run_it() {
     let example = Workspace::example("shop");
     let manifest: PathBuf = example.path("aliasflow.yaml");
     let argv = ["aliasflow", "-f", manifest.to_str().unwrap_or_default(), "status"];
-    let err = aliasflow::run(&Cli::parse_from(argv), &App::with_sdk(account.sdk.clone())).await.expect_err("no deployer");
+    let err =
+        aliasflow::run(&Cli::parse_from(argv), &App::with_sdk(account.sdk.clone())).await.expect_err("no deployer");
     assert_eq!(err.error_type(), "NotBootstrapped", "{err}");
     assert!(err.to_string().contains("aliasflow bootstrap"), "{err}");
 }
-

@@ -23,9 +23,7 @@ use aws_sdk_lambda::operation::publish_version::PublishVersionError;
 use aws_sdk_lambda::operation::update_alias::UpdateAliasError;
 use aws_sdk_lambda::operation::update_function_code::UpdateFunctionCodeError;
 use aws_sdk_lambda::operation::update_function_configuration::UpdateFunctionConfigurationError;
-use aws_sdk_lambda::types::{
-    Architecture, Environment, LastUpdateStatus, LoggingConfig, Runtime, State,
-};
+use aws_sdk_lambda::types::{Architecture, Environment, LastUpdateStatus, LoggingConfig, Runtime, State};
 use aws_sdk_lambda::Client;
 use aws_smithy_runtime_api::http::Response;
 
@@ -34,6 +32,8 @@ use crate::domain::config::FunctionConfig;
 use crate::error::AwsError;
 use crate::ports::{AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
 
+/// The shortest pause between two polls after the first.
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest pause between two polls of a function that is still updating.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// How long an update may stay `InProgress` (or a new function `Pending`) before we give up.
@@ -99,10 +99,7 @@ macro_rules! reported {
 impl LambdaApi {
     /// The adapter over `client`, polling from 1 s up.
     pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            poll_interval: Duration::from_secs(1),
-        }
+        Self { client, poll_interval: Duration::from_secs(1) }
     }
 
     /// Starts polling an updating function after `interval` instead of 1 s; the pause doubles up
@@ -115,20 +112,9 @@ impl LambdaApi {
 
     /// `$LATEST` now; `None` if the function is missing.
     async fn current(&self, function: &str) -> Result<Option<Revision>, AwsError> {
-        match self
-            .client
-            .get_function_configuration()
-            .function_name(function)
-            .send()
-            .await
-        {
+        match self.client.get_function_configuration().function_name(function).send().await {
             Ok(out) => Ok(Some(reported!(out).revision(function))),
-            Err(err)
-                if service_error_is(
-                    &err,
-                    GetFunctionConfigurationError::is_resource_not_found_exception,
-                ) =>
-            {
+            Err(err) if service_error_is(&err, GetFunctionConfigurationError::is_resource_not_found_exception) => {
                 Ok(None)
             }
             Err(err) => Err(aws_error("GetFunctionConfiguration", function, &err)),
@@ -136,12 +122,7 @@ impl LambdaApi {
     }
 
     /// Polls while `revision` is still being applied, with back-off, until it settles.
-    async fn settle(
-        &self,
-        operation: &str,
-        function: &str,
-        mut revision: Revision,
-    ) -> Result<Revision, AwsError> {
+    async fn settle(&self, operation: &str, function: &str, mut revision: Revision) -> Result<Revision, AwsError> {
         let deadline = Instant::now() + WAIT_LIMIT;
         let mut pause = self.poll_interval;
         while revision.status == UpdateStatus::InProgress {
@@ -149,11 +130,9 @@ impl LambdaApi {
                 return Err(timeout(operation, function));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_POLL_INTERVAL);
-            revision = self
-                .current(function)
-                .await?
-                .ok_or_else(|| vanished(operation, function))?;
+            // Doubling from a zero interval (tests) would poll without pause for minutes.
+            pause = (pause * 2).clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL);
+            revision = self.current(function).await?.ok_or_else(|| vanished(operation, function))?;
         }
         Ok(revision)
     }
@@ -177,17 +156,9 @@ impl LambdaApi {
         let mut attempt = 0;
         loop {
             match call().await {
-                Err(err)
-                    if attempt < CONFLICT_RETRIES
-                        && err.as_service_error().is_some_and(is_conflict) =>
-                {
+                Err(err) if attempt < CONFLICT_RETRIES && err.as_service_error().is_some_and(is_conflict) => {
                     attempt += 1;
-                    tracing::debug!(
-                        function,
-                        operation,
-                        attempt,
-                        "function busy, waiting for it to settle"
-                    );
+                    tracing::debug!(function, operation, attempt, "function busy, waiting for it to settle");
                     self.wait_until_idle(operation, function).await?;
                 }
                 Err(err) => return Err(aws_error(operation, function, &err)),
@@ -199,66 +170,36 @@ impl LambdaApi {
     /// Pauses at least once, then until the function is neither `Pending` nor updating.
     async fn wait_until_idle(&self, operation: &str, function: &str) -> Result<(), AwsError> {
         tokio::time::sleep(self.poll_interval).await;
-        let revision = self
-            .current(function)
-            .await?
-            .ok_or_else(|| vanished(operation, function))?;
+        let revision = self.current(function).await?.ok_or_else(|| vanished(operation, function))?;
         self.settle(operation, function, revision).await.map(drop)
     }
 
     /// Whether the policy of `function:alias` already holds statement `statement_id`.
-    async fn has_statement(
-        &self,
-        function: &str,
-        alias: &str,
-        statement_id: &str,
-    ) -> Result<bool, AwsError> {
-        let out = match self
-            .client
-            .get_policy()
-            .function_name(function)
-            .qualifier(alias)
-            .send()
-            .await
-        {
+    async fn has_statement(&self, function: &str, alias: &str, statement_id: &str) -> Result<bool, AwsError> {
+        let out = match self.client.get_policy().function_name(function).qualifier(alias).send().await {
             Ok(out) => out,
             // No policy at all: certainly not this statement.
-            Err(err) if service_error_is(&err, GetPolicyError::is_resource_not_found_exception) => {
-                return Ok(false)
-            }
+            Err(err) if service_error_is(&err, GetPolicyError::is_resource_not_found_exception) => return Ok(false),
             Err(err) => return Err(aws_error("GetPolicy", function, &err)),
         };
-        let policy: serde_json::Value = out
-            .policy()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default();
-        let statements = policy
-            .get("Statement")
-            .and_then(serde_json::Value::as_array);
-        Ok(statements.is_some_and(|all| {
-            all.iter()
-                .any(|s| s.get("Sid").and_then(|v| v.as_str()) == Some(statement_id))
-        }))
+        let policy: serde_json::Value = out.policy().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+        let statements = policy.get("Statement").and_then(serde_json::Value::as_array);
+        Ok(statements
+            .is_some_and(|all| all.iter().any(|s| s.get("Sid").and_then(|v| v.as_str()) == Some(statement_id))))
     }
 }
 
 impl Reported<'_> {
     fn revision(&self, function: &str) -> Revision {
         let status = match (self.state, self.last_update_status) {
-            (Some(State::Failed), _) => UpdateStatus::Failed(
-                self.state_reason
-                    .unwrap_or("function creation failed")
-                    .to_owned(),
-            ),
-            (_, Some(LastUpdateStatus::Failed)) => UpdateStatus::Failed(
-                self.last_update_reason
-                    .unwrap_or("update failed")
-                    .to_owned(),
-            ),
-            // A function that is still being created refuses updates, so it counts as updating.
-            (Some(State::Pending), _) | (_, Some(LastUpdateStatus::InProgress)) => {
-                UpdateStatus::InProgress
+            (Some(State::Failed), _) => {
+                UpdateStatus::Failed(self.state_reason.unwrap_or("function creation failed").to_owned())
             }
+            (_, Some(LastUpdateStatus::Failed)) => {
+                UpdateStatus::Failed(self.last_update_reason.unwrap_or("update failed").to_owned())
+            }
+            // A function that is still being created refuses updates, so it counts as updating.
+            (Some(State::Pending), _) | (_, Some(LastUpdateStatus::InProgress)) => UpdateStatus::InProgress,
             // Absent right after creation (moto too): nothing is being applied.
             _ => UpdateStatus::Successful,
         };
@@ -266,31 +207,14 @@ impl Reported<'_> {
         let config = self.runtime.map(|runtime| FunctionConfig {
             runtime: runtime.as_str().to_owned(),
             // Lambda's default when none is reported.
-            architecture: self
-                .architectures
-                .first()
-                .map_or("x86_64", Architecture::as_str)
-                .to_owned(),
+            architecture: self.architectures.first().map_or("x86_64", Architecture::as_str).to_owned(),
             handler: self.handler.unwrap_or_default().to_owned(),
-            memory: self
-                .memory
-                .and_then(|m| u32::try_from(m).ok())
-                .unwrap_or(128),
-            timeout: self
-                .timeout
-                .and_then(|t| u32::try_from(t).ok())
-                .unwrap_or(3),
-            description: self
-                .description
-                .filter(|d| !d.is_empty())
-                .map(str::to_owned),
+            memory: self.memory.and_then(|m| u32::try_from(m).ok()).unwrap_or(128),
+            timeout: self.timeout.and_then(|t| u32::try_from(t).ok()).unwrap_or(3),
+            description: self.description.filter(|d| !d.is_empty()).map(str::to_owned),
             environment: self
                 .environment
-                .map(|vars| {
-                    vars.iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<BTreeMap<_, _>>()
-                })
+                .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>())
                 .unwrap_or_default(),
             // Lambda's default group is what "not set by aliasflow" looks like from outside.
             log_group: self
@@ -313,10 +237,7 @@ fn timeout(operation: &str, function: &str) -> AwsError {
         operation: operation.to_owned(),
         resource: function.to_owned(),
         code: "Timeout".to_owned(),
-        message: format!(
-            "the function was still updating after {} s",
-            WAIT_LIMIT.as_secs()
-        ),
+        message: format!("the function was still updating after {} s", WAIT_LIMIT.as_secs()),
         // Lambda may simply be slow: the next attempt of the step finds it settled.
         transient: true,
     }
@@ -369,20 +290,10 @@ impl Functions for LambdaApi {
         self.settle("UpdateFunctionCode", function, revision).await
     }
 
-    async fn update_config(
-        &self,
-        function: &str,
-        config: &FunctionConfig,
-    ) -> Result<Revision, AwsError> {
+    async fn update_config(&self, function: &str, config: &FunctionConfig) -> Result<Revision, AwsError> {
         // The whole map every time: a variable removed from the manifest must go away.
         let environment = Environment::builder()
-            .set_variables(Some(
-                config
-                    .environment
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ))
+            .set_variables(Some(config.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
             .build();
         let memory = i32::try_from(config.memory).unwrap_or(i32::MAX);
         let timeout = i32::try_from(config.timeout).unwrap_or(i32::MAX);
@@ -399,10 +310,7 @@ impl Functions for LambdaApi {
             .environment(environment)
             // None leaves the group the stack declared.
             .set_logging_config(
-                config
-                    .log_group
-                    .as_ref()
-                    .map(|group| LoggingConfig::builder().log_group(group).build()),
+                config.log_group.as_ref().map(|group| LoggingConfig::builder().log_group(group).build()),
             );
         let out = self
             .retry_on_conflict(
@@ -413,8 +321,7 @@ impl Functions for LambdaApi {
             )
             .await?;
         let revision = reported!(out).revision(function);
-        self.settle("UpdateFunctionConfiguration", function, revision)
-            .await
+        self.settle("UpdateFunctionConfiguration", function, revision).await
     }
 
     async fn publish(
@@ -433,12 +340,9 @@ impl Functions for LambdaApi {
             .set_revision_id((!revision_id.is_empty()).then(|| revision_id.to_owned()))
             .description(description);
         let out = self
-            .retry_on_conflict(
-                "PublishVersion",
-                function,
-                PublishVersionError::is_resource_conflict_exception,
-                || request.clone().send(),
-            )
+            .retry_on_conflict("PublishVersion", function, PublishVersionError::is_resource_conflict_exception, || {
+                request.clone().send()
+            })
             .await?;
         Ok(VersionInfo {
             version: out.version().unwrap_or_default().to_owned(),
@@ -446,73 +350,34 @@ impl Functions for LambdaApi {
         })
     }
 
-    async fn point_alias(
-        &self,
-        function: &str,
-        alias: &str,
-        version: &str,
-    ) -> Result<(), AwsError> {
-        let update = self
-            .client
-            .update_alias()
-            .function_name(function)
-            .name(alias)
-            .function_version(version);
+    async fn point_alias(&self, function: &str, alias: &str, version: &str) -> Result<(), AwsError> {
+        let update = self.client.update_alias().function_name(function).name(alias).function_version(version);
         match update.clone().send().await {
             Ok(_) => return Ok(()),
-            Err(err)
-                if service_error_is(&err, UpdateAliasError::is_resource_not_found_exception) => {}
+            Err(err) if service_error_is(&err, UpdateAliasError::is_resource_not_found_exception) => {}
             Err(err) => return Err(aws_error("UpdateAlias", function, &err)),
         }
-        let create = self
-            .client
-            .create_alias()
-            .function_name(function)
-            .name(alias)
-            .function_version(version);
+        let create = self.client.create_alias().function_name(function).name(alias).function_version(version);
         match create.send().await {
             Ok(_) => Ok(()),
             // Created meanwhile by someone else (a retried step): point it where we want it.
-            Err(err)
-                if service_error_is(&err, CreateAliasError::is_resource_conflict_exception) =>
-            {
-                update
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| aws_error("UpdateAlias", function, &e))
+            Err(err) if service_error_is(&err, CreateAliasError::is_resource_conflict_exception) => {
+                update.send().await.map(drop).map_err(|e| aws_error("UpdateAlias", function, &e))
             }
             Err(err) => Err(aws_error("CreateAlias", function, &err)),
         }
     }
 
     async fn delete_alias(&self, function: &str, alias: &str) -> Result<(), AwsError> {
-        match self
-            .client
-            .delete_alias()
-            .function_name(function)
-            .name(alias)
-            .send()
-            .await
-        {
+        match self.client.delete_alias().function_name(function).name(alias).send().await {
             Ok(_) => Ok(()),
-            Err(err)
-                if service_error_is(&err, DeleteAliasError::is_resource_not_found_exception) =>
-            {
-                Ok(())
-            }
+            Err(err) if service_error_is(&err, DeleteAliasError::is_resource_not_found_exception) => Ok(()),
             Err(err) => Err(aws_error("DeleteAlias", function, &err)),
         }
     }
 
     async fn aliases(&self, function: &str) -> Result<Vec<AliasTarget>, AwsError> {
-        let pages = self
-            .client
-            .list_aliases()
-            .function_name(function)
-            .into_paginator()
-            .items()
-            .send();
+        let pages = self.client.list_aliases().function_name(function).into_paginator().items().send();
         match pages.try_collect().await {
             Ok(aliases) => Ok(aliases
                 .iter()
@@ -521,23 +386,13 @@ impl Functions for LambdaApi {
                     version: a.function_version().unwrap_or_default().to_owned(),
                 })
                 .collect()),
-            Err(err)
-                if service_error_is(&err, ListAliasesError::is_resource_not_found_exception) =>
-            {
-                Ok(Vec::new())
-            }
+            Err(err) if service_error_is(&err, ListAliasesError::is_resource_not_found_exception) => Ok(Vec::new()),
             Err(err) => Err(aws_error("ListAliases", function, &err)),
         }
     }
 
     async fn versions(&self, function: &str) -> Result<Vec<VersionInfo>, AwsError> {
-        let pages = self
-            .client
-            .list_versions_by_function()
-            .function_name(function)
-            .into_paginator()
-            .items()
-            .send();
+        let pages = self.client.list_versions_by_function().function_name(function).into_paginator().items().send();
         match pages.try_collect().await {
             Ok(versions) => Ok(versions
                 .iter()
@@ -550,12 +405,7 @@ impl Functions for LambdaApi {
                 })
                 .collect()),
             // Like `aliases`: a function that is gone has no versions left to collect.
-            Err(err)
-                if service_error_is(
-                    &err,
-                    ListVersionsByFunctionError::is_resource_not_found_exception,
-                ) =>
-            {
+            Err(err) if service_error_is(&err, ListVersionsByFunctionError::is_resource_not_found_exception) => {
                 Ok(Vec::new())
             }
             Err(err) => Err(aws_error("ListVersionsByFunction", function, &err)),
@@ -573,30 +423,14 @@ impl Functions for LambdaApi {
                 transient: false,
             });
         }
-        match self
-            .client
-            .delete_function()
-            .function_name(function)
-            .qualifier(version)
-            .send()
-            .await
-        {
+        match self.client.delete_function().function_name(function).qualifier(version).send().await {
             Ok(_) => Ok(()),
-            Err(err)
-                if service_error_is(&err, DeleteFunctionError::is_resource_not_found_exception) =>
-            {
-                Ok(())
-            }
+            Err(err) if service_error_is(&err, DeleteFunctionError::is_resource_not_found_exception) => Ok(()),
             Err(err) => Err(aws_error("DeleteFunction", function, &err)),
         }
     }
 
-    async fn add_permission(
-        &self,
-        function: &str,
-        alias: &str,
-        permission: &Permission,
-    ) -> Result<(), AwsError> {
+    async fn add_permission(&self, function: &str, alias: &str, permission: &Permission) -> Result<(), AwsError> {
         let request = self
             .client
             .add_permission()
@@ -610,22 +444,12 @@ impl Functions for LambdaApi {
         loop {
             let err = match request.clone().send().await {
                 Ok(_) => return Ok(()),
-                Err(err)
-                    if service_error_is(
-                        &err,
-                        AddPermissionError::is_resource_conflict_exception,
-                    ) =>
-                {
-                    err
-                }
+                Err(err) if service_error_is(&err, AddPermissionError::is_resource_conflict_exception) => err,
                 Err(err) => return Err(aws_error("AddPermission", function, &err)),
             };
             // ResourceConflictException means either "statement id already exists" or "an update
             // is in progress"; only the message tells them apart, so look at the policy instead.
-            if self
-                .has_statement(function, alias, &permission.statement_id)
-                .await?
-            {
+            if self.has_statement(function, alias, &permission.statement_id).await? {
                 return Ok(());
             }
             if attempt >= CONFLICT_RETRIES {
@@ -644,7 +468,8 @@ mod tests {
 
     use super::*;
 
-    fn reported_by_lambda() -> aws_sdk_lambda::operation::get_function_configuration::builders::GetFunctionConfigurationOutputBuilder{
+    fn reported_by_lambda(
+    ) -> aws_sdk_lambda::operation::get_function_configuration::builders::GetFunctionConfigurationOutputBuilder {
         GetFunctionConfigurationOutput::builder()
             .function_name("shop-api")
             .revision_id("r-1")
@@ -657,26 +482,15 @@ mod tests {
             .memory_size(256)
             .timeout(10)
             .description("")
-            .environment(
-                EnvironmentResponse::builder()
-                    .variables("MODE", "fast")
-                    .build(),
-            )
-            .logging_config(
-                LoggingConfig::builder()
-                    .log_group("/aws/lambda/shop-api")
-                    .build(),
-            )
+            .environment(EnvironmentResponse::builder().variables("MODE", "fast").build())
+            .logging_config(LoggingConfig::builder().log_group("/aws/lambda/shop-api").build())
     }
 
     #[test]
     fn a_settled_function_maps_to_its_revision_and_configuration() {
         let out = reported_by_lambda().build();
         let revision = reported!(out).revision("shop-api");
-        assert_eq!(
-            (revision.revision_id.as_str(), revision.code_sha256.as_str()),
-            ("r-1", "c2hh")
-        );
+        assert_eq!((revision.revision_id.as_str(), revision.code_sha256.as_str()), ("r-1", "c2hh"));
         assert_eq!(revision.status, UpdateStatus::Successful);
         let expected = FunctionConfig {
             runtime: "provided.al2023".into(),
@@ -688,18 +502,12 @@ mod tests {
             environment: BTreeMap::from([("MODE".into(), "fast".into())]),
             log_group: None,
         };
-        assert_eq!(
-            revision.config,
-            Some(expected),
-            "an empty description and Lambda's default group are unset"
-        );
+        assert_eq!(revision.config, Some(expected), "an empty description and Lambda's default group are unset");
     }
 
     #[test]
     fn a_log_group_other_than_lambdas_default_is_reported() {
-        let logging = LoggingConfig::builder()
-            .log_group("/aliasflow/shop/dev/api")
-            .build();
+        let logging = LoggingConfig::builder().log_group("/aliasflow/shop/dev/api").build();
         let out = reported_by_lambda().logging_config(logging).build();
         let config = reported!(out).revision("shop-api").config.unwrap();
         assert_eq!(config.log_group.as_deref(), Some("/aliasflow/shop/dev/api"));
@@ -707,21 +515,10 @@ mod tests {
 
     #[test]
     fn an_update_in_progress_or_a_pending_function_is_still_updating() {
-        let out = reported_by_lambda()
-            .last_update_status(LastUpdateStatus::InProgress)
-            .build();
-        assert_eq!(
-            reported!(out).revision("shop-api").status,
-            UpdateStatus::InProgress
-        );
-        let out = reported_by_lambda()
-            .state(State::Pending)
-            .set_last_update_status(None)
-            .build();
-        assert_eq!(
-            reported!(out).revision("shop-api").status,
-            UpdateStatus::InProgress
-        );
+        let out = reported_by_lambda().last_update_status(LastUpdateStatus::InProgress).build();
+        assert_eq!(reported!(out).revision("shop-api").status, UpdateStatus::InProgress);
+        let out = reported_by_lambda().state(State::Pending).set_last_update_status(None).build();
+        assert_eq!(reported!(out).revision("shop-api").status, UpdateStatus::InProgress);
     }
 
     #[test]
@@ -730,10 +527,7 @@ mod tests {
             .last_update_status(LastUpdateStatus::Failed)
             .last_update_status_reason("handler not found")
             .build();
-        assert_eq!(
-            reported!(out).revision("shop-api").status,
-            UpdateStatus::Failed("handler not found".into())
-        );
+        assert_eq!(reported!(out).revision("shop-api").status, UpdateStatus::Failed("handler not found".into()));
     }
 
     #[test]

@@ -49,9 +49,7 @@ fn says_no_updates<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool
     // The one case where the message is the only signal: CloudFormation reports an unchanged
     // stack as a ValidationError like any malformed request, and names it only in the text.
     err.as_service_error().is_some_and(|e| {
-        e.code() == Some("ValidationError")
-            && e.message()
-                .is_some_and(|m| m.contains("No updates are to be performed"))
+        e.code() == Some("ValidationError") && e.message().is_some_and(|m| m.contains("No updates are to be performed"))
     })
 }
 
@@ -59,10 +57,7 @@ fn parameters(parameters: &[Parameter]) -> Vec<aws_sdk_cloudformation::types::Pa
     parameters
         .iter()
         .map(|p| {
-            aws_sdk_cloudformation::types::Parameter::builder()
-                .parameter_key(&p.key)
-                .parameter_value(&p.value)
-                .build()
+            aws_sdk_cloudformation::types::Parameter::builder().parameter_key(&p.key).parameter_value(&p.value).build()
         })
         .collect()
 }
@@ -74,10 +69,7 @@ fn capabilities() -> Vec<Capability> {
 }
 
 fn tags() -> Vec<Tag> {
-    vec![Tag::builder()
-        .key(MANAGED_TAG.0)
-        .value(MANAGED_TAG.1)
-        .build()]
+    vec![Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build()]
 }
 
 fn split(template: &TemplateSource) -> (Option<String>, Option<String>) {
@@ -98,10 +90,7 @@ impl Stacks for CloudFormationApi {
         let Some(found) = out.stacks().first() else {
             return Ok(None);
         };
-        let status = found
-            .stack_status()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
+        let status = found.stack_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
         // Only a stack ARN finds a deleted stack; for aliasflow it is gone all the same.
         if status == "DELETE_COMPLETE" {
             return Ok(None);
@@ -112,22 +101,12 @@ impl Stacks for CloudFormationApi {
             outputs: found
                 .outputs()
                 .iter()
-                .filter_map(|o| {
-                    Some((
-                        o.output_key()?.to_owned(),
-                        o.output_value().unwrap_or_default().to_owned(),
-                    ))
-                })
+                .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value().unwrap_or_default().to_owned())))
                 .collect(),
         }))
     }
 
-    async fn create(
-        &self,
-        stack: &str,
-        template: &TemplateSource,
-        parameters_: &[Parameter],
-    ) -> Result<(), AwsError> {
+    async fn create(&self, stack: &str, template: &TemplateSource, parameters_: &[Parameter]) -> Result<(), AwsError> {
         let (body, url) = split(template);
         self.client
             .create_stack()
@@ -179,23 +158,14 @@ impl Stacks for CloudFormationApi {
     async fn failure_reasons(&self, stack: &str) -> Result<Vec<String>, AwsError> {
         // The first page holds the newest events, which is where the failure that ended the last
         // operation is.
-        let out = match self
-            .client
-            .describe_stack_events()
-            .stack_name(stack)
-            .send()
-            .await
-        {
+        let out = match self.client.describe_stack_events().stack_name(stack).send().await {
             Ok(out) => out,
             Err(err) if says_absent(&err, stack) => return Ok(Vec::new()),
             Err(err) => return Err(aws_error("DescribeStackEvents", stack, &err)),
         };
         let failed = |status: &ResourceStatus| status.as_str().ends_with("_FAILED");
-        let mut events: Vec<_> = out
-            .stack_events()
-            .iter()
-            .filter(|e| e.resource_status().is_some_and(failed))
-            .collect();
+        let mut events: Vec<_> =
+            out.stack_events().iter().filter(|e| e.resource_status().is_some_and(failed)).collect();
         // CloudFormation lists newest first already; sorting keeps that true whatever the order.
         events.sort_by(|a, b| b.timestamp().cmp(&a.timestamp()));
         Ok(events

@@ -68,15 +68,11 @@ pub struct Bindings<'a> {
 /// Fails with a message naming the environment variable when a reference has no value (an
 /// output the stack does not have).
 pub fn resolve(manifest: &Manifest, name: &str, bindings: Bindings<'_>) -> Result<FunctionConfig, String> {
-    let spec = manifest
-        .functions
-        .get(name)
-        .ok_or_else(|| format!("functions.{name}: no such function in the manifest"))?;
+    let spec =
+        manifest.functions.get(name).ok_or_else(|| format!("functions.{name}: no such function in the manifest"))?;
     let architecture = spec.architecture.unwrap_or(manifest.architecture);
-    let architecture = serde_json::to_value(architecture)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let architecture =
+        serde_json::to_value(architecture).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let mut environment = BTreeMap::new();
     for (key, value) in &spec.environment {
         let resolved = substitute(value, bindings)
@@ -92,8 +88,7 @@ pub fn resolve(manifest: &Manifest, name: &str, bindings: Bindings<'_>) -> Resul
         timeout: spec.timeout,
         description: spec.description.clone(),
         environment,
-        log_group: per_stage_log_group
-            .then(|| naming::log_group_name(&manifest.service, Some(bindings.stage), name)),
+        log_group: per_stage_log_group.then(|| naming::log_group_name(&manifest.service, Some(bindings.stage), name)),
     })
 }
 
@@ -115,7 +110,8 @@ fn substitute(value: &str, bindings: Bindings<'_>) -> Result<String, String> {
             Some(("service_output", output)) => bindings.service_outputs.get(output).map(String::as_str),
             _ => None,
         };
-        let resolved = resolved.ok_or_else(|| format!("${{{reference}}} has no value: the stack has no such output"))?;
+        let resolved =
+            resolved.ok_or_else(|| format!("${{{reference}}} has no value: the stack has no such output"))?;
         out.push_str(resolved);
         rest = &after[end + 1..];
     }

@@ -99,9 +99,7 @@ const PSEUDO_PARAMETERS: &[&str] = &[
 ];
 
 /// HTTP methods a route may name.
-const METHODS: &[&str] = &[
-    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
-];
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
 
 /// Keys accepted at each level; [`schema`] lists exactly these (a test checks it).
 const MANIFEST_KEYS: &[&str] = &[
@@ -447,17 +445,10 @@ impl Manifest {
     /// );
     /// ```
     pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestErrors> {
-        let fail = |errors| ManifestErrors {
-            file: file.to_owned(),
-            errors,
-        };
+        let fail = |errors| ManifestErrors { file: file.to_owned(), errors };
         let documents = MarkedYamlOwned::load_from_str(text).map_err(|e| {
             let line = Some(e.marker().line()).filter(|l| *l > 0);
-            fail(vec![ManifestError {
-                path: String::new(),
-                line,
-                message: format!("not valid YAML: {}", e.info()),
-            }])
+            fail(vec![ManifestError { path: String::new(), line, message: format!("not valid YAML: {}", e.info()) }])
         })?;
         let root = match documents.as_slice() {
             [root] => root,
@@ -465,26 +456,18 @@ impl Manifest {
                 return Err(fail(vec![ManifestError {
                     path: String::new(),
                     line: None,
-                    message:
-                        "the file is empty; a manifest needs at least service, region and functions"
-                            .into(),
+                    message: "the file is empty; a manifest needs at least service, region and functions".into(),
                 }]))
             }
             [_, second, ..] => {
                 return Err(fail(vec![ManifestError {
                     path: String::new(),
                     line: line(second),
-                    message: format!(
-                        "holds {} YAML documents; a manifest is exactly one",
-                        documents.len()
-                    ),
+                    message: format!("holds {} YAML documents; a manifest is exactly one", documents.len()),
                 }]))
             }
         };
-        let mut reader = Reader {
-            source: text,
-            errors: Vec::new(),
-        };
+        let mut reader = Reader { source: text, errors: Vec::new() };
         let manifest = reader.manifest(root);
         let mut errors = reader.errors;
         match manifest {
@@ -538,9 +521,7 @@ impl Manifest {
                 .find(|(key, _)| key.contains('*') && glob_matches(key, stage))
                 .map(|(_, settings)| settings)
         });
-        let region = settings
-            .and_then(|s| s.region.clone())
-            .unwrap_or_else(|| self.region.clone());
+        let region = settings.and_then(|s| s.region.clone()).unwrap_or_else(|| self.region.clone());
         let independent = settings.is_some_and(|s| s.independent);
         ResolvedStage {
             remote: region != self.region && !independent,
@@ -556,11 +537,7 @@ impl Manifest {
     pub fn check_stage(&self, stage: &str) -> Result<(), ManifestErrors> {
         let mut errors = Vec::new();
         let mut error = |path: &str, message: String| {
-            errors.push(ManifestError {
-                path: path.to_owned(),
-                line: None,
-                message,
-            });
+            errors.push(ManifestError { path: path.to_owned(), line: None, message });
         };
         if let Err(e) = naming::check_stage_name(stage) {
             error("stage", e.to_string());
@@ -574,11 +551,7 @@ impl Manifest {
                 .filter(|f| !self.is_instance_per_stage(f, stage))
                 .map(|f| (naming::function_name_unchecked(&self.service, None, f), f))
                 .collect();
-            for function in self
-                .functions
-                .keys()
-                .filter(|f| self.is_instance_per_stage(f, stage))
-            {
+            for function in self.functions.keys().filter(|f| self.is_instance_per_stage(f, stage)) {
                 let path = format!("functions.{function}");
                 match naming::function_name(&self.service, Some(stage), function) {
                     Err(e) => error(&path, format!("in stage {stage}: {e}")),
@@ -599,35 +572,24 @@ impl Manifest {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ManifestErrors {
-                file: "aliasflow.yaml".to_owned(),
-                errors,
-            })
+            Err(ManifestErrors { file: "aliasflow.yaml".to_owned(), errors })
         }
     }
 
     /// The runtime of `function`: its own, else the service's.
     pub fn function_runtime(&self, function: &str) -> &str {
-        self.functions
-            .get(function)
-            .and_then(|f| f.runtime.as_deref())
-            .unwrap_or(&self.runtime)
+        self.functions.get(function).and_then(|f| f.runtime.as_deref()).unwrap_or(&self.runtime)
     }
 
     /// The architecture of `function`: its own, else the service's.
     pub fn function_architecture(&self, function: &str) -> Architecture {
-        self.functions
-            .get(function)
-            .and_then(|f| f.architecture)
-            .unwrap_or(self.architecture)
+        self.functions.get(function).and_then(|f| f.architecture).unwrap_or(self.architecture)
     }
 
     /// Whether `function` is a separate physical function in `stage`: it says so, or the stage
     /// is remote (Lambda functions are regional).
     pub fn is_instance_per_stage(&self, function: &str, stage: &str) -> bool {
-        self.functions
-            .get(function)
-            .is_some_and(|f| f.instance_per_stage || self.stage_settings(stage).remote)
+        self.functions.get(function).is_some_and(|f| f.instance_per_stage || self.stage_settings(stage).remote)
     }
 
     /// Whether `function`'s configuration binds to a stage, so its versions are not shared:
@@ -635,9 +597,7 @@ impl Manifest {
     pub fn stage_bound(&self, function: &str) -> bool {
         self.functions.get(function).is_some_and(|f| {
             self.logs == LogsMode::Stage
-                || f.environment
-                    .values()
-                    .any(|v| v.contains("${stage}") || v.contains("${stage_output:"))
+                || f.environment.values().any(|v| v.contains("${stage}") || v.contains("${stage_output:"))
         })
     }
 }
@@ -702,9 +662,7 @@ fn describe(node: &Node) -> &'static str {
         YamlDataOwned::Value(ScalarOwned::Null) => "empty",
         YamlDataOwned::Value(ScalarOwned::Boolean(_)) => "true/false",
         YamlDataOwned::Value(ScalarOwned::Integer(_) | ScalarOwned::FloatingPoint(_)) => "a number",
-        YamlDataOwned::Value(ScalarOwned::String(_)) | YamlDataOwned::Representation(..) => {
-            "a string"
-        }
+        YamlDataOwned::Value(ScalarOwned::String(_)) | YamlDataOwned::Representation(..) => "a string",
         YamlDataOwned::Sequence(_) => "a list",
         YamlDataOwned::Mapping(_) => "a mapping",
         YamlDataOwned::Tagged(..) => "a tagged value",
@@ -714,15 +672,8 @@ fn describe(node: &Node) -> &'static str {
 
 /// `parent.key`, with keys that are not plain words quoted.
 fn join(parent: &str, key: &str) -> String {
-    let plain = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '*'));
-    let key = if plain {
-        key.to_owned()
-    } else {
-        format!("{key:?}")
-    };
+    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '*'));
+    let key = if plain { key.to_owned() } else { format!("{key:?}") };
     if parent.is_empty() {
         key
     } else {
@@ -762,9 +713,7 @@ struct Scope<'a> {
 
 impl Scope<'_> {
     fn allows_ref(&self, name: &str) -> bool {
-        self.resources.contains(name)
-            || self.parameters.contains(name)
-            || PSEUDO_PARAMETERS.contains(&name)
+        self.resources.contains(name) || self.parameters.contains(name) || PSEUDO_PARAMETERS.contains(&name)
     }
 }
 
@@ -776,11 +725,7 @@ struct Reader<'s> {
 
 impl Reader<'_> {
     fn report(&mut self, path: &str, line: Option<usize>, message: impl Into<String>) {
-        self.errors.push(ManifestError {
-            path: path.to_owned(),
-            line,
-            message: message.into(),
-        });
+        self.errors.push(ManifestError { path: path.to_owned(), line, message: message.into() });
     }
 
     fn at(&mut self, path: &str, node: &Node, message: impl Into<String>) {
@@ -790,12 +735,7 @@ impl Reader<'_> {
     /// The text of a scalar as written, so `1.10` stays `1.10` and not `1.1`.
     fn written(&self, node: &Node) -> String {
         let (start, end) = (node.span.start.index(), node.span.end.index());
-        let text: String = self
-            .source
-            .chars()
-            .skip(start)
-            .take(end.saturating_sub(start))
-            .collect();
+        let text: String = self.source.chars().skip(start).take(end.saturating_sub(start)).collect();
         text.trim().to_owned()
     }
 
@@ -808,47 +748,27 @@ impl Reader<'_> {
                     let text = match &key.data {
                         YamlDataOwned::Value(ScalarOwned::String(s)) => s.clone(),
                         YamlDataOwned::Value(
-                            ScalarOwned::Integer(_)
-                            | ScalarOwned::Boolean(_)
-                            | ScalarOwned::FloatingPoint(_),
+                            ScalarOwned::Integer(_) | ScalarOwned::Boolean(_) | ScalarOwned::FloatingPoint(_),
                         ) => self.written(key),
                         _ => {
-                            self.at(
-                                path,
-                                key,
-                                format!("keys must be plain words, not {}", describe(key)),
-                            );
+                            self.at(path, key, format!("keys must be plain words, not {}", describe(key)));
                             continue;
                         }
                     };
-                    entries.push(Entry {
-                        key: text,
-                        line: line(key),
-                        value,
-                    });
+                    entries.push(Entry { key: text, line: line(key), value });
                 }
                 entries
             }
             YamlDataOwned::Value(ScalarOwned::Null) => Vec::new(),
             _ => {
-                self.at(
-                    path,
-                    node,
-                    format!("must be a mapping (key: value), not {}", describe(node)),
-                );
+                self.at(path, node, format!("must be a mapping (key: value), not {}", describe(node)));
                 Vec::new()
             }
         }
     }
 
     /// A mapping whose keys must be among `allowed`; the others are reported.
-    fn fields<'n>(
-        &mut self,
-        node: &'n Node,
-        path: &str,
-        line: Option<usize>,
-        allowed: &[&str],
-    ) -> Fields<'n> {
+    fn fields<'n>(&mut self, node: &'n Node, path: &str, line: Option<usize>, allowed: &[&str]) -> Fields<'n> {
         let mut entries = self.entries(node, path);
         entries.retain(|entry| {
             if allowed.contains(&entry.key.as_str()) {
@@ -869,13 +789,7 @@ impl Reader<'_> {
         Fields { entries, line }
     }
 
-    fn required<'f, 'n>(
-        &mut self,
-        fields: &'f Fields<'n>,
-        path: &str,
-        key: &str,
-        what: &str,
-    ) -> Option<&'f Entry<'n>> {
+    fn required<'f, 'n>(&mut self, fields: &'f Fields<'n>, path: &str, key: &str, what: &str) -> Option<&'f Entry<'n>> {
         let entry = fields.get(key);
         if entry.is_none() {
             self.report(&join(path, key), fields.line, format!("is missing: {what}"));
@@ -890,19 +804,12 @@ impl Reader<'_> {
                 self.at(
                     path,
                     node,
-                    format!(
-                        "must be a plain string; tags like !{} belong in CloudFormation sections",
-                        tag.suffix
-                    ),
+                    format!("must be a plain string; tags like !{} belong in CloudFormation sections", tag.suffix),
                 );
                 None
             }
             _ => {
-                self.at(
-                    path,
-                    node,
-                    format!("must be a string, not {}", describe(node)),
-                );
+                self.at(path, node, format!("must be a string, not {}", describe(node)));
                 None
             }
         }
@@ -912,11 +819,7 @@ impl Reader<'_> {
         match &node.data {
             YamlDataOwned::Value(ScalarOwned::Boolean(b)) => Some(*b),
             _ => {
-                self.at(
-                    path,
-                    node,
-                    format!("must be true or false, not {}", describe(node)),
-                );
+                self.at(path, node, format!("must be true or false, not {}", describe(node)));
                 None
             }
         }
@@ -926,32 +829,17 @@ impl Reader<'_> {
         match &node.data {
             YamlDataOwned::Value(ScalarOwned::Integer(n)) => Some(*n),
             _ => {
-                self.at(
-                    path,
-                    node,
-                    format!("must be a whole number, not {}", describe(node)),
-                );
+                self.at(path, node, format!("must be a whole number, not {}", describe(node)));
                 None
             }
         }
     }
 
     /// A whole number within `min..=max` of what `owner` allows, e.g. "Lambda's" and " MB".
-    fn bounded(
-        &mut self,
-        node: &Node,
-        path: &str,
-        (min, max): (u32, u32),
-        owner: &str,
-        unit: &str,
-    ) -> Option<u32> {
+    fn bounded(&mut self, node: &Node, path: &str, (min, max): (u32, u32), owner: &str, unit: &str) -> Option<u32> {
         let n = self.integer(node, path)?;
         if n < i64::from(min) {
-            self.at(
-                path,
-                node,
-                format!("{n} is below {owner} minimum of {min}{unit}"),
-            );
+            self.at(path, node, format!("{n} is below {owner} minimum of {min}{unit}"));
             None
         } else if n > i64::from(max) {
             self.at(path, node, format!("{n} is above {owner} {max}{unit}"));
@@ -967,11 +855,7 @@ impl Reader<'_> {
         if choices.contains(&value.as_str()) {
             Some(value)
         } else {
-            self.at(
-                path,
-                node,
-                format!("`{value}` is not one of: {}", choices.join(", ")),
-            );
+            self.at(path, node, format!("`{value}` is not one of: {}", choices.join(", ")));
             None
         }
     }
@@ -981,11 +865,7 @@ impl Reader<'_> {
         if is_region(&region) {
             Some(region)
         } else {
-            self.at(
-                path,
-                node,
-                format!("`{region}` is not a region name like us-east-1 or eu-west-1"),
-            );
+            self.at(path, node, format!("`{region}` is not a region name like us-east-1 or eu-west-1"));
             None
         }
     }
@@ -997,10 +877,7 @@ impl Reader<'_> {
         }
         let message = match DEPRECATED_RUNTIMES.iter().find(|(old, _)| *old == runtime) {
             Some((_, successor)) => format!("Lambda has deprecated `{runtime}`; use {successor}"),
-            None => format!(
-                "`{runtime}` is not a Lambda runtime; use one of: {}",
-                RUNTIMES.join(", ")
-            ),
+            None => format!("`{runtime}` is not a Lambda runtime; use one of: {}", RUNTIMES.join(", ")),
         };
         self.at(path, node, message);
         None
@@ -1015,11 +892,7 @@ impl Reader<'_> {
 
     fn manifest(&mut self, root: &Node) -> Option<Manifest> {
         if !matches!(root.data, YamlDataOwned::Mapping(_)) {
-            self.at(
-                "",
-                root,
-                "a manifest is a mapping with at least service, region and functions",
-            );
+            self.at("", root, "a manifest is a mapping with at least service, region and functions");
             return None;
         }
         let f = self.fields(root, "", None, MANIFEST_KEYS);
@@ -1030,11 +903,7 @@ impl Reader<'_> {
             if !naming::is_lower_name(&service) {
                 let rule = "use lowercase letters, digits and '-', starting with a letter, so the \
                     names derived from it work";
-                self.at(
-                    "service",
-                    e.value,
-                    format!("`{service}` is not valid: {rule}"),
-                );
+                self.at("service", e.value, format!("`{service}` is not valid: {rule}"));
                 return None;
             }
             if let Err(err) = naming::service_stack_name(&service) {
@@ -1044,12 +913,7 @@ impl Reader<'_> {
             Some(service)
         });
         let region = self
-            .required(
-                &f,
-                "",
-                "region",
-                "the home region, e.g. `region: us-east-1`",
-            )
+            .required(&f, "", "region", "the home region, e.g. `region: us-east-1`")
             .and_then(|e| self.region(e.value, "region"));
         let runtime = match f.get("runtime") {
             Some(e) => self.runtime(e.value, "runtime"),
@@ -1060,28 +924,20 @@ impl Reader<'_> {
             None => Some(Architecture::default()),
         };
         let logs = match f.get("logs") {
-            Some(e) => self
-                .choice(e.value, "logs", &["stage", "service"])
-                .map(|l| match l.as_str() {
-                    "stage" => LogsMode::Stage,
-                    _ => LogsMode::Service,
-                }),
+            Some(e) => self.choice(e.value, "logs", &["stage", "service"]).map(|l| match l.as_str() {
+                "stage" => LogsMode::Stage,
+                _ => LogsMode::Service,
+            }),
             None => Some(LogsMode::default()),
         };
         let retain = match f.get("retain") {
-            Some(e) => self
-                .integer(e.value, "retain")
-                .and_then(|n| match u32::try_from(n) {
-                    Ok(n @ 1..=100) => Some(n),
-                    _ => {
-                        self.at(
-                            "retain",
-                            e.value,
-                            format!("{n} is out of range: keep 1 to 100 deployments per stage"),
-                        );
-                        None
-                    }
-                }),
+            Some(e) => self.integer(e.value, "retain").and_then(|n| match u32::try_from(n) {
+                Ok(n @ 1..=100) => Some(n),
+                _ => {
+                    self.at("retain", e.value, format!("{n} is out of range: keep 1 to 100 deployments per stage"));
+                    None
+                }
+            }),
             None => Some(DEFAULT_RETAIN),
         };
         let role = match f.get("role") {
@@ -1104,11 +960,7 @@ impl Reader<'_> {
         };
 
         // Names first: sections refer to each other in any order.
-        let section_keys = |key: &str| {
-            f.get(key)
-                .map(|e| mapping_keys(e.value))
-                .unwrap_or_default()
-        };
+        let section_keys = |key: &str| f.get(key).map(|e| mapping_keys(e.value)).unwrap_or_default();
         let output_names = section_keys("outputs");
         let stage_output_names = section_keys("stage_outputs");
 
@@ -1123,10 +975,7 @@ impl Reader<'_> {
             .map(|e| {
                 let entries = self.entries(e.value, "functions");
                 if entries.is_empty()
-                    && matches!(
-                        e.value.data,
-                        YamlDataOwned::Mapping(_) | YamlDataOwned::Value(ScalarOwned::Null)
-                    )
+                    && matches!(e.value.data, YamlDataOwned::Mapping(_) | YamlDataOwned::Value(ScalarOwned::Null))
                 {
                     self.report("functions", e.line, "needs at least one function");
                 }
@@ -1141,9 +990,7 @@ impl Reader<'_> {
                             digits and '-', starting with a letter",
                         );
                     }
-                    if let Some(spec) =
-                        self.function(&entry, &path, &output_names, &stage_output_names)
-                    {
+                    if let Some(spec) = self.function(&entry, &path, &output_names, &stage_output_names) {
                         functions.insert(entry.key, spec);
                     }
                 }
@@ -1174,31 +1021,21 @@ impl Reader<'_> {
             allowed: "a stage resource, a service output (it arrives as a parameter), `Stage` or \
                 a pseudo parameter (AWS::Region, ...)",
         };
-        let resources = f
-            .get("resources")
-            .map(|e| self.resources(e.value, "resources", &service_scope))
-            .unwrap_or_default();
-        let outputs = f
-            .get("outputs")
-            .map(|e| self.outputs(e.value, "outputs", &service_scope))
-            .unwrap_or_default();
+        let resources =
+            f.get("resources").map(|e| self.resources(e.value, "resources", &service_scope)).unwrap_or_default();
+        let outputs = f.get("outputs").map(|e| self.outputs(e.value, "outputs", &service_scope)).unwrap_or_default();
         let stage_resources = f
             .get("stage_resources")
             .map(|e| self.resources(e.value, "stage_resources", &stage_scope))
             .unwrap_or_default();
-        let stage_outputs = f
-            .get("stage_outputs")
-            .map(|e| self.outputs(e.value, "stage_outputs", &stage_scope))
-            .unwrap_or_default();
+        let stage_outputs =
+            f.get("stage_outputs").map(|e| self.outputs(e.value, "stage_outputs", &stage_scope)).unwrap_or_default();
 
         let api = match f.get("api") {
             Some(e) => self.api(e, &functions).map(Some),
             None => Some(None),
         };
-        let stages = f
-            .get("stages")
-            .map(|e| self.stages(e.value))
-            .unwrap_or_default();
+        let stages = f.get("stages").map(|e| self.stages(e.value)).unwrap_or_default();
 
         self.check_generated_names(&f, &functions);
 
@@ -1230,20 +1067,11 @@ impl Reader<'_> {
         let f = self.fields(entry.value, path, entry.line, FUNCTION_KEYS);
         let field = |key: &str| join(path, key);
         let code = self
-            .required(
-                &f,
-                path,
-                "code",
-                "a .zip file or a directory, relative to the manifest's folder",
-            )
+            .required(&f, path, "code", "a .zip file or a directory, relative to the manifest's folder")
             .and_then(|e| {
                 let code = self.string(e.value, &field("code"))?;
                 if code.trim().is_empty() {
-                    self.at(
-                        &field("code"),
-                        e.value,
-                        "is empty: name a .zip file or a directory",
-                    );
+                    self.at(&field("code"), e.value, "is empty: name a .zip file or a directory");
                     return None;
                 }
                 Some(code)
@@ -1251,11 +1079,7 @@ impl Reader<'_> {
         let handler = match f.get("handler") {
             Some(e) => self.string(e.value, &field("handler")).and_then(|h| {
                 if h.is_empty() || h.len() > 128 || h.chars().any(char::is_whitespace) {
-                    self.at(
-                        &field("handler"),
-                        e.value,
-                        "Lambda wants 1 to 128 characters without spaces",
-                    );
+                    self.at(&field("handler"), e.value, "Lambda wants 1 to 128 characters without spaces");
                     None
                 } else {
                     Some(h)
@@ -1335,18 +1159,12 @@ impl Reader<'_> {
                     '_' ([a-zA-Z][a-zA-Z0-9_]+)",
                 );
             } else if RESERVED_ENVIRONMENT.contains(&e.key.as_str()) {
-                self.report(
-                    &var,
-                    e.line,
-                    "Lambda reserves this variable and sets it itself",
-                );
+                self.report(&var, e.line, "Lambda reserves this variable and sets it itself");
             }
             let value = match &e.value.data {
                 YamlDataOwned::Value(ScalarOwned::String(s)) => s.clone(),
                 YamlDataOwned::Value(
-                    ScalarOwned::Integer(_)
-                    | ScalarOwned::FloatingPoint(_)
-                    | ScalarOwned::Boolean(_),
+                    ScalarOwned::Integer(_) | ScalarOwned::FloatingPoint(_) | ScalarOwned::Boolean(_),
                 ) => self.written(e.value),
                 _ => {
                     self.at(
@@ -1399,35 +1217,23 @@ impl Reader<'_> {
         (self.errors.len() == before).then_some(environment)
     }
 
-    fn resources(
-        &mut self,
-        node: &Node,
-        section: &str,
-        scope: &Scope<'_>,
-    ) -> BTreeMap<String, Value> {
+    fn resources(&mut self, node: &Node, section: &str, scope: &Scope<'_>) -> BTreeMap<String, Value> {
         let mut resources = BTreeMap::new();
         for entry in self.entries(node, section) {
             let path = join(section, &entry.key);
             self.logical_id(&entry, &path);
             let f = self.fields(entry.value, &path, entry.line, RESOURCE_KEYS);
             let mut resource = Map::new();
-            if let Some(e) = self.required(
-                &f,
-                &path,
-                "Type",
-                "the CloudFormation resource type, e.g. `Type: AWS::S3::Bucket`",
-            ) {
+            if let Some(e) =
+                self.required(&f, &path, "Type", "the CloudFormation resource type, e.g. `Type: AWS::S3::Bucket`")
+            {
                 self.resource_type(e.value, &join(&path, "Type"));
             }
             for e in &f.entries {
                 let field = join(&path, &e.key);
                 match e.key.as_str() {
                     "Properties" if !matches!(e.value.data, YamlDataOwned::Mapping(_)) => {
-                        self.at(
-                            &field,
-                            e.value,
-                            format!("must be a mapping, not {}", describe(e.value)),
-                        );
+                        self.at(&field, e.value, format!("must be a mapping, not {}", describe(e.value)));
                     }
                     "DeletionPolicy" | "UpdateReplacePolicy" => {
                         self.choice(e.value, &field, DELETION_POLICIES);
@@ -1447,16 +1253,8 @@ impl Reader<'_> {
             return;
         };
         let parts: Vec<&str> = kind.split("::").collect();
-        if parts.len() < 2
-            || parts
-                .iter()
-                .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric()))
-        {
-            self.at(
-                path,
-                node,
-                format!("`{kind}` is not a resource type like AWS::S3::Bucket"),
-            );
+        if parts.len() < 2 || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric())) {
+            self.at(path, node, format!("`{kind}` is not a resource type like AWS::S3::Bucket"));
         } else if kind.starts_with("AWS::Serverless::") {
             let message = format!(
                 "`{kind}` needs the SAM transform, which aliasflow does not use; declare functions \
@@ -1474,33 +1272,19 @@ impl Reader<'_> {
         for name in names {
             if let Some(target) = self.string(name, path) {
                 if !scope.resources.contains(&target) {
-                    self.at(
-                        path,
-                        name,
-                        format!("`{target}` is not a resource of this stack"),
-                    );
+                    self.at(path, name, format!("`{target}` is not a resource of this stack"));
                 }
             }
         }
     }
 
-    fn outputs(
-        &mut self,
-        node: &Node,
-        section: &str,
-        scope: &Scope<'_>,
-    ) -> BTreeMap<String, Value> {
+    fn outputs(&mut self, node: &Node, section: &str, scope: &Scope<'_>) -> BTreeMap<String, Value> {
         let mut outputs = BTreeMap::new();
         for entry in self.entries(node, section) {
             let path = join(section, &entry.key);
             self.logical_id(&entry, &path);
             let f = self.fields(entry.value, &path, entry.line, OUTPUT_KEYS);
-            self.required(
-                &f,
-                &path,
-                "Value",
-                "what the output holds, e.g. `Value: !Ref Bucket`",
-            );
+            self.required(&f, &path, "Value", "what the output holds, e.g. `Value: !Ref Bucket`");
             let mut output = Map::new();
             for e in &f.entries {
                 let field = join(&path, &e.key);
@@ -1515,15 +1299,8 @@ impl Reader<'_> {
     }
 
     fn logical_id(&mut self, entry: &Entry<'_>, path: &str) {
-        if entry.key.is_empty()
-            || entry.key.len() > 255
-            || !entry.key.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            self.report(
-                path,
-                entry.line,
-                "CloudFormation logical ids are 1 to 255 letters and digits",
-            );
+        if entry.key.is_empty() || entry.key.len() > 255 || !entry.key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            self.report(path, entry.line, "CloudFormation logical ids are 1 to 255 letters and digits");
         }
     }
 
@@ -1537,11 +1314,7 @@ impl Reader<'_> {
                 ScalarOwned::FloatingPoint(x) => match serde_json::Number::from_f64(x.0) {
                     Some(n) => Value::Number(n),
                     None => {
-                        self.at(
-                            path,
-                            node,
-                            "infinity and NaN have no JSON form; quote the value",
-                        );
+                        self.at(path, node, "infinity and NaN have no JSON form; quote the value");
                         Value::Null
                     }
                 },
@@ -1549,11 +1322,7 @@ impl Reader<'_> {
             },
             YamlDataOwned::Representation(text, ..) => Value::String(text.clone()),
             YamlDataOwned::Sequence(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| self.cfn(item, &format!("{path}[{i}]"), scope))
-                    .collect(),
+                items.iter().enumerate().map(|(i, item)| self.cfn(item, &format!("{path}[{i}]"), scope)).collect(),
             ),
             YamlDataOwned::Mapping(_) => {
                 let mut object = Map::new();
@@ -1573,23 +1342,13 @@ impl Reader<'_> {
     }
 
     /// `tagged` is the whole node: the loader gives the value inside a tagged scalar no position.
-    fn short_form(
-        &mut self,
-        tag: &Tag,
-        inner: &Node,
-        tagged: &Node,
-        path: &str,
-        scope: &Scope<'_>,
-    ) -> Value {
+    fn short_form(&mut self, tag: &Tag, inner: &Node, tagged: &Node, path: &str, scope: &Scope<'_>) -> Value {
         let name = tag.suffix.as_str();
         if tag.handle != "!" || !SHORT_FORMS.contains(&name) {
             self.at(
                 path,
                 tagged,
-                format!(
-                    "unknown tag {tag}; CloudFormation's short forms are !{}",
-                    SHORT_FORMS.join(", !")
-                ),
+                format!("unknown tag {tag}; CloudFormation's short forms are !{}", SHORT_FORMS.join(", !")),
             );
             return Value::Null;
         }
@@ -1597,11 +1356,7 @@ impl Reader<'_> {
             ("GetAtt", YamlDataOwned::Value(ScalarOwned::String(s))) => match s.split_once('.') {
                 Some((resource, attribute)) => json!([resource, attribute]),
                 None => {
-                    self.at(
-                        path,
-                        tagged,
-                        format!("!GetAtt {s}: write Resource.Attribute"),
-                    );
+                    self.at(path, tagged, format!("!GetAtt {s}: write Resource.Attribute"));
                     return Value::Null;
                 }
             },
@@ -1618,32 +1373,18 @@ impl Reader<'_> {
     }
 
     /// Checks that `Ref`, `Fn::GetAtt` and `Fn::Sub` name what this stack has.
-    fn check_intrinsic(
-        &mut self,
-        object: &Map<String, Value>,
-        path: &str,
-        node: &Node,
-        scope: &Scope<'_>,
-    ) {
+    fn check_intrinsic(&mut self, object: &Map<String, Value>, path: &str, node: &Node, scope: &Scope<'_>) {
         let Some((key, argument)) = object.iter().next().filter(|_| object.len() == 1) else {
             return;
         };
         match (key.as_str(), argument) {
             ("Ref", Value::String(name)) if !scope.allows_ref(name) => {
-                self.at(
-                    path,
-                    node,
-                    format!("Ref to `{name}`: not {}", scope.allowed),
-                );
+                self.at(path, node, format!("Ref to `{name}`: not {}", scope.allowed));
             }
             ("Fn::GetAtt", Value::Array(parts)) => {
                 if let Some(Value::String(resource)) = parts.first() {
                     if !scope.resources.contains(resource) {
-                        self.at(
-                            path,
-                            node,
-                            format!("Fn::GetAtt of `{resource}`: not a resource of this stack"),
-                        );
+                        self.at(path, node, format!("Fn::GetAtt of `{resource}`: not a resource of this stack"));
                     }
                 }
             }
@@ -1660,45 +1401,27 @@ impl Reader<'_> {
         }
     }
 
-    fn check_sub(
-        &mut self,
-        text: &str,
-        local: &BTreeSet<String>,
-        path: &str,
-        node: &Node,
-        scope: &Scope<'_>,
-    ) {
+    fn check_sub(&mut self, text: &str, local: &BTreeSet<String>, path: &str, node: &Node, scope: &Scope<'_>) {
         for variable in sub_variables(text) {
             if local.contains(variable) || scope.allows_ref(variable) {
                 continue;
             }
             match variable.split_once('.') {
                 Some((resource, _)) if scope.resources.contains(resource) => {}
-                _ => self.at(
-                    path,
-                    node,
-                    format!("Fn::Sub names ${{{variable}}}: not {}", scope.allowed),
-                ),
+                _ => self.at(path, node, format!("Fn::Sub names ${{{variable}}}: not {}", scope.allowed)),
             }
         }
     }
 
-    fn api(
-        &mut self,
-        entry: &Entry<'_>,
-        functions: &BTreeMap<String, FunctionSpec>,
-    ) -> Option<ApiSpec> {
+    fn api(&mut self, entry: &Entry<'_>, functions: &BTreeMap<String, FunctionSpec>) -> Option<ApiSpec> {
         let before = self.errors.len();
         let f = self.fields(entry.value, "api", entry.line, API_KEYS);
         let mut routes = BTreeMap::new();
         // Path variables per parent path: API Gateway takes one variable name per level.
         let mut variables: BTreeMap<String, (String, String)> = BTreeMap::new();
-        if let Some(e) = self.required(
-            &f,
-            "api",
-            "routes",
-            "routes to functions, e.g. `routes: { \"GET /orders\": api }`",
-        ) {
+        if let Some(e) =
+            self.required(&f, "api", "routes", "routes to functions, e.g. `routes: { \"GET /orders\": api }`")
+        {
             let routes_entries = self.entries(e.value, "api.routes");
             if routes_entries.is_empty() {
                 self.report("api.routes", e.line, "needs at least one route");
@@ -1707,11 +1430,7 @@ impl Reader<'_> {
                 let path = join("api.routes", &route.key);
                 if let Some(function) = self.string(route.value, &path) {
                     if !functions.contains_key(&function) {
-                        self.at(
-                            &path,
-                            route.value,
-                            format!("`{function}` is not a function of this manifest"),
-                        );
+                        self.at(&path, route.value, format!("`{function}` is not a function of this manifest"));
                     }
                     routes.insert(route.key.clone(), function);
                 }
@@ -1749,11 +1468,7 @@ impl Reader<'_> {
         for entry in self.entries(node, "stages") {
             let path = join("stages", &entry.key);
             if !naming::is_lower_name(&entry.key) && !is_stage_glob(&entry.key) {
-                self.report(
-                    &path,
-                    entry.line,
-                    "a stage name ([a-z][a-z0-9-]*) or a glob with '*' like \"pr-*\"",
-                );
+                self.report(&path, entry.line, "a stage name ([a-z][a-z0-9-]*) or a glob with '*' like \"pr-*\"");
             } else if !entry.key.contains('*') {
                 if let Err(e) = naming::check_stage_name(&entry.key) {
                     self.report(&path, entry.line, e.to_string());
@@ -1776,9 +1491,7 @@ impl Reader<'_> {
                 }
             }
             if let Some(e) = f.get("independent") {
-                settings.independent = self
-                    .boolean(e.value, &join(&path, "independent"))
-                    .unwrap_or_default();
+                settings.independent = self.boolean(e.value, &join(&path, "independent")).unwrap_or_default();
             }
             stages.insert(entry.key, settings);
         }
@@ -1786,11 +1499,7 @@ impl Reader<'_> {
     }
 
     /// Refuses user names that the templates generate, and functions whose logical ids collide.
-    fn check_generated_names(
-        &mut self,
-        f: &Fields<'_>,
-        functions: &BTreeMap<String, FunctionSpec>,
-    ) {
+    fn check_generated_names(&mut self, f: &Fields<'_>, functions: &BTreeMap<String, FunctionSpec>) {
         let mut ids: BTreeMap<String, &String> = BTreeMap::new();
         for function in functions.keys() {
             let id = naming::logical_id(function);
@@ -1799,30 +1508,21 @@ impl Reader<'_> {
                 self.report(
                     &join("functions", function),
                     line,
-                    format!(
-                        "its CloudFormation id {id} is also that of function {other}; rename one"
-                    ),
+                    format!("its CloudFormation id {id} is also that of function {other}; rename one"),
                 );
             } else {
                 ids.insert(id, function);
             }
         }
         let per_function = |suffixes: &[&str]| -> BTreeSet<String> {
-            ids.keys()
-                .flat_map(|id| suffixes.iter().map(move |s| format!("{id}{s}")))
-                .collect()
+            ids.keys().flat_map(|id| suffixes.iter().map(move |s| format!("{id}{s}"))).collect()
         };
         let function_ids = per_function(&["Function", "LogGroup"]);
-        let output_names = f
-            .get("outputs")
-            .map(|e| mapping_keys(e.value))
-            .unwrap_or_default();
+        let output_names = f.get("outputs").map(|e| mapping_keys(e.value)).unwrap_or_default();
 
         let service_reserved = |name: &str| {
-            matches!(
-                name,
-                "ArtifactBucket" | "PlaceholderKey" | "FunctionRole" | "RestApi"
-            ) || name.starts_with("Api")
+            matches!(name, "ArtifactBucket" | "PlaceholderKey" | "FunctionRole" | "RestApi")
+                || name.starts_with("Api")
                 || function_ids.contains(name)
         };
         let service_outputs_reserved = |name: &str| {
@@ -1848,30 +1548,13 @@ impl Reader<'_> {
             ) || name.starts_with("Api")
                 || function_ids.contains(name)
         };
-        let stage_outputs_reserved =
-            |name: &str| name == "ApiUrl" || per_function(&["LogGroupName"]).contains(name);
+        let stage_outputs_reserved = |name: &str| name == "ApiUrl" || per_function(&["LogGroupName"]).contains(name);
 
         let checks: [Reserved<'_>; 4] = [
-            (
-                "resources",
-                &service_reserved,
-                "aliasflow generates this name in the service stack",
-            ),
-            (
-                "outputs",
-                &service_outputs_reserved,
-                "aliasflow generates this output or stage parameter",
-            ),
-            (
-                "stage_resources",
-                &stage_reserved,
-                "aliasflow generates this name in every stage stack",
-            ),
-            (
-                "stage_outputs",
-                &stage_outputs_reserved,
-                "aliasflow generates this output in every stage stack",
-            ),
+            ("resources", &service_reserved, "aliasflow generates this name in the service stack"),
+            ("outputs", &service_outputs_reserved, "aliasflow generates this output or stage parameter"),
+            ("stage_resources", &stage_reserved, "aliasflow generates this name in every stage stack"),
+            ("stage_outputs", &stage_outputs_reserved, "aliasflow generates this output in every stage stack"),
         ];
         for (section, reserved, why) in checks {
             let Some(section_entry) = f.get(section) else {
@@ -1916,11 +1599,7 @@ fn generated_service_resources(
     if api {
         ids.insert("RestApi".to_owned());
     }
-    for name in functions
-        .iter()
-        .filter(|(_, spec)| !spec.instance_per_stage)
-        .map(|(name, _)| name)
-    {
+    for name in functions.iter().filter(|(_, spec)| !spec.instance_per_stage).map(|(name, _)| name) {
         let id = naming::logical_id(name);
         if service_logs {
             ids.insert(format!("{id}LogGroup"));
@@ -1959,11 +1638,7 @@ fn references(value: &str) -> Vec<&str> {
 
 /// The variables of an `Fn::Sub` string; `${!Literal}` is not one.
 pub fn sub_variables(text: &str) -> Vec<&str> {
-    references(text)
-        .into_iter()
-        .filter(|v| !v.starts_with('!'))
-        .map(str::trim)
-        .collect()
+    references(text).into_iter().filter(|v| !v.starts_with('!')).map(str::trim).collect()
 }
 
 fn check_route(route: &str) -> Result<(), String> {
@@ -1986,17 +1661,13 @@ fn check_route(route: &str) -> Result<(), String> {
             Some(name) => {
                 let (name, greedy) = name.strip_suffix('+').map_or((name, false), |n| (n, true));
                 if greedy && i + 1 != segments.len() {
-                    return Err(format!(
-                        "the greedy variable {segment} must be the last part of the path"
-                    ));
+                    return Err(format!("the greedy variable {segment} must be the last part of the path"));
                 }
                 !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             }
             None => {
                 !segment.is_empty()
-                    && segment
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             }
         };
         if !valid {
@@ -2011,13 +1682,8 @@ fn check_route(route: &str) -> Result<(), String> {
 
 fn is_stage_glob(key: &str) -> bool {
     key.contains('*')
-        && key
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '*')
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*')
+        && key.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '*')
+        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*')
 }
 
 fn is_environment_key(key: &str) -> bool {
@@ -2035,9 +1701,7 @@ fn is_region(region: &str) -> bool {
     (2..=4).contains(&first.len())
         && first.chars().all(|c| c.is_ascii_lowercase())
         && !middle.is_empty()
-        && middle
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && middle.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && !last.is_empty()
         && last.chars().all(|c| c.is_ascii_digit())
 }
@@ -2059,9 +1723,7 @@ fn is_role_arn(arn: &str) -> bool {
         && account.chars().all(|c| c.is_ascii_digit())
         && !name.is_empty()
         && arn.len() <= 2048
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
 }
 
 /// Levenshtein distance, for "did you mean" hints on unknown keys.
@@ -2296,20 +1958,14 @@ pub fn schema() -> Value {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str =
-        "service: shop\nregion: us-east-1\nfunctions:\n  api:\n    code: build/api.zip\n";
+    const MINIMAL: &str = "service: shop\nregion: us-east-1\nfunctions:\n  api:\n    code: build/api.zip\n";
 
     fn parse(text: &str) -> Result<Manifest, ManifestErrors> {
         Manifest::parse(text, "aliasflow.yaml")
     }
 
     fn errors(text: &str) -> Vec<String> {
-        parse(text)
-            .unwrap_err()
-            .to_string()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        parse(text).unwrap_err().to_string().lines().map(str::to_owned).collect()
     }
 
     fn example() -> Manifest {
@@ -2325,10 +1981,7 @@ mod tests {
         assert_eq!(m.logs, LogsMode::Service);
         assert_eq!(m.retain, 10);
         let api = &m.functions["api"];
-        assert_eq!(
-            (api.handler.as_str(), api.memory, api.timeout),
-            ("bootstrap", 128, 3)
-        );
+        assert_eq!((api.handler.as_str(), api.memory, api.timeout), ("bootstrap", 128, 3));
         assert!(!api.instance_per_stage);
     }
 
@@ -2362,10 +2015,7 @@ colour: blue
         ];
         assert_eq!(got.len(), expected.len(), "{got:#?}");
         for (line, want) in got.iter().zip(expected) {
-            assert!(
-                line.starts_with(want),
-                "{line:?} should start with {want:?}\nall: {got:#?}"
-            );
+            assert!(line.starts_with(want), "{line:?} should start with {want:?}\nall: {got:#?}");
         }
     }
 
@@ -2385,27 +2035,19 @@ colour: blue
     #[test]
     fn an_empty_functions_mapping_is_refused() {
         let got = errors("service: shop\nregion: us-east-1\nfunctions: {}\n");
-        assert_eq!(
-            got,
-            ["aliasflow.yaml:3: functions: needs at least one function"]
-        );
+        assert_eq!(got, ["aliasflow.yaml:3: functions: needs at least one function"]);
     }
 
     #[test]
     fn invalid_yaml_is_one_error_with_its_line() {
         let got = errors("service: shop\nregion: [us-east-1\n");
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(
-            got[0].starts_with("aliasflow.yaml:") && got[0].contains("not valid YAML"),
-            "{got:?}"
-        );
+        assert!(got[0].starts_with("aliasflow.yaml:") && got[0].contains("not valid YAML"), "{got:?}");
     }
 
     #[test]
     fn a_duplicate_key_is_refused() {
-        let got = errors(
-            "service: shop\nservice: shop\nregion: us-east-1\nfunctions: { api: { code: a } }\n",
-        );
+        let got = errors("service: shop\nservice: shop\nregion: us-east-1\nfunctions: { api: { code: a } }\n");
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("not valid YAML"), "{got:?}");
     }
@@ -2414,10 +2056,8 @@ colour: blue
     fn an_empty_file_says_what_a_manifest_needs() {
         assert_eq!(
             errors(""),
-            [
-                "aliasflow.yaml: the file is empty; a manifest needs at least \
-            service, region and functions"
-            ]
+            ["aliasflow.yaml: the file is empty; a manifest needs at least \
+            service, region and functions"]
         );
     }
 
@@ -2425,28 +2065,15 @@ colour: blue
     fn an_unreadable_file_is_one_error_naming_it() {
         let err = Manifest::load(Path::new("/nonexistent/aliasflow.yaml")).unwrap_err();
         assert_eq!(err.errors.len(), 1);
-        assert!(
-            err.to_string()
-                .starts_with("/nonexistent/aliasflow.yaml: cannot read the manifest"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("/nonexistent/aliasflow.yaml: cannot read the manifest"), "{err}");
     }
 
     #[test]
     fn environment_numbers_and_booleans_are_kept_as_written() {
-        let text = format!(
-            "{MINIMAL}    environment:\n      VERSION: 1.10\n      DEBUG: true\n      PORT: 8080\n"
-        );
+        let text = format!("{MINIMAL}    environment:\n      VERSION: 1.10\n      DEBUG: true\n      PORT: 8080\n");
         let m = parse(&text).unwrap();
         let env = &m.functions["api"].environment;
-        assert_eq!(
-            (
-                env["VERSION"].as_str(),
-                env["DEBUG"].as_str(),
-                env["PORT"].as_str()
-            ),
-            ("1.10", "true", "8080")
-        );
+        assert_eq!((env["VERSION"].as_str(), env["DEBUG"].as_str(), env["PORT"].as_str()), ("1.10", "true", "8080"));
     }
 
     #[test]
@@ -2465,27 +2092,13 @@ colour: blue
         let got = errors(&text);
         assert_eq!(got.len(), 5, "{got:#?}");
         assert!(
-            got[0].contains(
-                "functions.api.environment.AA: ${stage_output:Nope}: stage_outputs has no `Nope`"
-            ),
+            got[0].contains("functions.api.environment.AA: ${stage_output:Nope}: stage_outputs has no `Nope`"),
             "{got:#?}"
         );
-        assert!(
-            got[1].contains("environment.BB: ${service_output:Gone}: outputs has no `Gone`"),
-            "{got:#?}"
-        );
-        assert!(
-            got[2].contains("environment.CC: unknown reference ${region}"),
-            "{got:#?}"
-        );
-        assert!(
-            got[3].contains("environment.AWS_REGION: Lambda reserves this variable"),
-            "{got:#?}"
-        );
-        assert!(
-            got[4].contains("environment.X: variable names are a letter, then"),
-            "{got:#?}"
-        );
+        assert!(got[1].contains("environment.BB: ${service_output:Gone}: outputs has no `Gone`"), "{got:#?}");
+        assert!(got[2].contains("environment.CC: unknown reference ${region}"), "{got:#?}");
+        assert!(got[3].contains("environment.AWS_REGION: Lambda reserves this variable"), "{got:#?}");
+        assert!(got[4].contains("environment.X: variable names are a letter, then"), "{got:#?}");
     }
 
     #[test]
@@ -2498,14 +2111,8 @@ runtime: nodejs18.x
 functions: { api: { code: a, runtime: cobol } }
 ",
         );
-        assert!(
-            got[0].ends_with("runtime: Lambda has deprecated `nodejs18.x`; use nodejs24.x"),
-            "{got:?}"
-        );
-        assert!(
-            got[1].contains("functions.api.runtime: `cobol` is not a Lambda runtime"),
-            "{got:?}"
-        );
+        assert!(got[0].ends_with("runtime: Lambda has deprecated `nodejs18.x`; use nodejs24.x"), "{got:?}");
+        assert!(got[1].contains("functions.api.runtime: `cobol` is not a Lambda runtime"), "{got:?}");
     }
 
     #[test]
@@ -2525,14 +2132,8 @@ outputs:
 "
         );
         let m = parse(&text).unwrap();
-        assert_eq!(
-            m.resources["Bucket"]["Properties"]["BucketName"],
-            json!({"Fn::Sub": "${AWS::StackName}-assets"})
-        );
-        assert_eq!(
-            m.outputs["BucketArn"]["Value"],
-            json!({"Fn::GetAtt": ["Bucket", "Arn"]})
-        );
+        assert_eq!(m.resources["Bucket"]["Properties"]["BucketName"], json!({"Fn::Sub": "${AWS::StackName}-assets"}));
+        assert_eq!(m.outputs["BucketArn"]["Value"], json!({"Fn::GetAtt": ["Bucket", "Arn"]}));
         assert_eq!(m.outputs["BucketName"]["Value"], json!({"Ref": "Bucket"}));
     }
 
@@ -2575,15 +2176,11 @@ stage_outputs:
         let got = errors(&text);
         assert_eq!(got.len(), 4, "{got:#?}");
         assert!(
-            got[0].starts_with(
-                "aliasflow.yaml:11: stage_resources.Queue.DependsOn: `Table` is not a resource"
-            ),
+            got[0].starts_with("aliasflow.yaml:11: stage_resources.Queue.DependsOn: `Table` is not a resource"),
             "{got:#?}"
         );
         assert!(
-            got[1].starts_with(
-                "aliasflow.yaml:13: stage_resources.Queue.Properties.QueueName: Ref to `Assets`"
-            ),
+            got[1].starts_with("aliasflow.yaml:13: stage_resources.Queue.Properties.QueueName: Ref to `Assets`"),
             "{got:#?}"
         );
         assert!(
@@ -2593,11 +2190,7 @@ stage_outputs:
             ),
             "{got:#?}"
         );
-        assert!(
-            got[3]
-                .starts_with("aliasflow.yaml:16: stage_outputs.Arn.Value: Fn::GetAtt of `Assets`"),
-            "{got:#?}"
-        );
+        assert!(got[3].starts_with("aliasflow.yaml:16: stage_outputs.Arn.Value: Fn::GetAtt of `Assets`"), "{got:#?}");
     }
 
     #[test]
@@ -2637,10 +2230,7 @@ stage_outputs:
 "
         );
         let got = errors(&text);
-        let paths: Vec<&str> = got
-            .iter()
-            .map(|l| l.split(": ").nth(1).unwrap_or_default())
-            .collect();
+        let paths: Vec<&str> = got.iter().map(|l| l.split(": ").nth(1).unwrap_or_default()).collect();
         assert_eq!(
             paths,
             [
@@ -2663,11 +2253,7 @@ stage_outputs:
             a--b: { code: y }\n",
         );
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(
-            got[0]
-                .contains("functions.a-b: its CloudFormation id AB is also that of function a--b"),
-            "{got:?}"
-        );
+        assert!(got[0].contains("functions.a-b: its CloudFormation id AB is also that of function a--b"), "{got:?}");
     }
 
     #[test]
@@ -2691,15 +2277,9 @@ stage_outputs:
         let all = got.join("\n");
         assert!(all.contains("{orderId} conflicts with {id}"), "{all}");
         assert!(all.contains("`FETCH` is not one of"), "{all}");
-        assert!(
-            all.contains("the path `orders` must start with '/'"),
-            "{all}"
-        );
+        assert!(all.contains("the path `orders` must start with '/'"), "{all}");
         assert!(all.contains("`` is not a path part"), "{all}");
-        assert!(
-            all.contains("`nobody` is not a function of this manifest"),
-            "{all}"
-        );
+        assert!(all.contains("`nobody` is not a function of this manifest"), "{all}");
     }
 
     #[test]
@@ -2715,15 +2295,9 @@ stage_outputs:
         );
         let got = errors(&text);
         assert_eq!(got.len(), 3, "{got:#?}");
-        assert!(
-            got[0].contains("stages.dev.ttl: write a duration"),
-            "{got:#?}"
-        );
+        assert!(got[0].contains("stages.dev.ttl: write a duration"), "{got:#?}");
         assert!(got[1].contains("stages.bad_name: a stage name"), "{got:#?}");
-        assert!(
-            got[2].contains("stages.eu.independent: must be true or false"),
-            "{got:#?}"
-        );
+        assert!(got[2].contains("stages.eu.independent: must be true or false"), "{got:#?}");
     }
 
     #[test]
@@ -2740,21 +2314,12 @@ stage_outputs:
         let m = parse(&text).unwrap();
         assert_eq!(m.stage_settings("pr-1").ttl, None);
         assert!(m.stage_settings("pr-1").remote);
-        assert_eq!(
-            m.stage_settings("pr-2").ttl,
-            Some(Ttl { seconds: 3600 }),
-            "first matching glob in key order"
-        );
+        assert_eq!(m.stage_settings("pr-2").ttl, Some(Ttl { seconds: 3600 }), "first matching glob in key order");
         let audit = m.stage_settings("audit");
         assert!(audit.independent && !audit.remote);
         assert_eq!(
             m.stage_settings("dev"),
-            ResolvedStage {
-                region: "us-east-1".into(),
-                ttl: None,
-                independent: false,
-                remote: false
-            }
+            ResolvedStage { region: "us-east-1".into(), ttl: None, independent: false, remote: false }
         );
     }
 
@@ -2772,10 +2337,7 @@ stage_outputs:
         let m = example();
         assert_eq!(m.check_stage("pr-7"), Ok(()));
         let err = m.check_stage("Prod").unwrap_err().to_string();
-        assert!(
-            err.starts_with("aliasflow.yaml: stage: stage name `Prod` is not valid"),
-            "{err}"
-        );
+        assert!(err.starts_with("aliasflow.yaml: stage: stage name `Prod` is not valid"), "{err}");
         let long = "p".repeat(60);
         let err = m.check_stage(&long).unwrap_err().to_string();
         assert!(err.contains("functions.thumbnailer: in stage"), "{err}");
@@ -2795,10 +2357,7 @@ functions:
         )
         .unwrap();
         let err = m.check_stage("dev").unwrap_err().to_string();
-        assert!(
-            err.contains("shop-dev-api, which is also the name of function dev-api"),
-            "{err}"
-        );
+        assert!(err.contains("shop-dev-api, which is also the name of function dev-api"), "{err}");
     }
 
     #[test]
@@ -2806,10 +2365,7 @@ functions:
         let m = example();
         assert!(m.stage_bound("api"), "uses ${{stage_output:..}}");
         assert!(!m.stage_bound("worker"));
-        let per_stage_logs = Manifest {
-            logs: LogsMode::Stage,
-            ..m
-        };
+        let per_stage_logs = Manifest { logs: LogsMode::Stage, ..m };
         assert!(per_stage_logs.stage_bound("worker"));
     }
 
@@ -2826,14 +2382,8 @@ functions:
 ",
         )
         .unwrap();
-        assert_eq!(
-            (m.function_runtime("a"), m.function_architecture("a")),
-            ("python3.13", Architecture::Arm64)
-        );
-        assert_eq!(
-            (m.function_runtime("b"), m.function_architecture("b")),
-            ("provided.al2023", Architecture::X86_64)
-        );
+        assert_eq!((m.function_runtime("a"), m.function_architecture("a")), ("python3.13", Architecture::Arm64));
+        assert_eq!((m.function_runtime("b"), m.function_architecture("b")), ("provided.al2023", Architecture::X86_64));
     }
 
     #[test]
@@ -2842,11 +2392,7 @@ functions:
         let json = serde_json::to_string(&m).unwrap();
         let back: Manifest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, m);
-        assert_eq!(
-            serde_json::to_string(&back).unwrap(),
-            json,
-            "serializes deterministically"
-        );
+        assert_eq!(serde_json::to_string(&back).unwrap(), json, "serializes deterministically");
         // Every field but an absent option is present in the JSON form, not left to defaults.
         let value = serde_json::to_value(&m).unwrap();
         for key in MANIFEST_KEYS.iter().filter(|k| **k != "role") {
@@ -2868,10 +2414,7 @@ functions:
     fn the_example_uses_every_feature() {
         let m = example();
         assert_eq!(m.service, "shop");
-        assert_eq!(
-            m.functions.keys().collect::<Vec<_>>(),
-            ["api", "thumbnailer", "worker"]
-        );
+        assert_eq!(m.functions.keys().collect::<Vec<_>>(), ["api", "thumbnailer", "worker"]);
         assert!(m.functions["thumbnailer"].instance_per_stage);
         assert!(m.api.is_some() && !m.resources.is_empty() && !m.stage_resources.is_empty());
         assert_eq!(m.stage_settings("pr-7").ttl, Ttl::parse("7d"));
@@ -2880,56 +2423,33 @@ functions:
     #[test]
     fn the_schema_lists_exactly_the_keys_the_parser_accepts() {
         let schema = schema();
-        let keys = |value: &Value| -> Vec<String> {
-            value["properties"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .cloned()
-                .collect()
-        };
+        let keys =
+            |value: &Value| -> Vec<String> { value["properties"].as_object().unwrap().keys().cloned().collect() };
         assert_eq!(keys(&schema), MANIFEST_KEYS);
         assert_eq!(keys(&schema["$defs"]["function"]), FUNCTION_KEYS);
         assert_eq!(keys(&schema["$defs"]["api"]), API_KEYS);
         assert_eq!(keys(&schema["$defs"]["stage"]), STAGE_KEYS);
         assert_eq!(keys(&schema["$defs"]["resource"]), RESOURCE_KEYS);
         assert_eq!(keys(&schema["$defs"]["output"]), OUTPUT_KEYS);
-        assert_eq!(
-            serde_json::to_string(&schema).unwrap(),
-            serde_json::to_string(&super::schema()).unwrap()
-        );
+        assert_eq!(serde_json::to_string(&schema).unwrap(), serde_json::to_string(&super::schema()).unwrap());
     }
 
     #[test]
     fn regions_and_role_arns_are_checked_for_shape() {
-        for good in [
-            "us-east-1",
-            "eu-central-2",
-            "us-gov-west-1",
-            "eusc-de-east-1",
-            "ap-southeast-7",
-        ] {
+        for good in ["us-east-1", "eu-central-2", "us-gov-west-1", "eusc-de-east-1", "ap-southeast-7"] {
             assert!(is_region(good), "{good}");
         }
         for bad in ["us-east", "useast1", "US-EAST-1", "u-east-1", "us--1"] {
             assert!(!is_region(bad), "{bad}");
         }
-        assert!(is_role_arn(
-            "arn:aws:iam::123456789012:role/service/shop-fns"
-        ));
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/service/shop-fns"));
         assert!(!is_role_arn("arn:aws:iam::12345:role/x"));
         assert!(!is_role_arn("arn:aws:iam::123456789012:user/x"));
     }
 
     #[test]
     fn ttls_print_in_their_largest_unit() {
-        assert_eq!(
-            Ttl::parse("48h").map(|t| t.to_string()).as_deref(),
-            Some("2d")
-        );
-        assert_eq!(
-            Ttl::parse("90m").map(|t| t.to_string()).as_deref(),
-            Some("90m")
-        );
+        assert_eq!(Ttl::parse("48h").map(|t| t.to_string()).as_deref(), Some("2d"));
+        assert_eq!(Ttl::parse("90m").map(|t| t.to_string()).as_deref(), Some("90m"));
     }
 }

@@ -38,8 +38,7 @@ pub enum NameError {
 }
 
 /// The rule a stage name follows, as said in messages.
-const STAGE_RULE: &str =
-    "use lowercase letters, digits and '-', starting with a letter ([a-z][a-z0-9-]*), so it is a \
+const STAGE_RULE: &str = "use lowercase letters, digits and '-', starting with a letter ([a-z][a-z0-9-]*), so it is a \
         valid alias and stack name part";
 
 /// The function's physical name: `<service>-<fn>`, or `<service>-<stage>-<fn>` for an instance
@@ -52,16 +51,9 @@ const STAGE_RULE: &str =
 /// assert!(function_name("shop", Some(&"x".repeat(60)), "thumb").is_err());
 /// # Ok::<(), functions::domain::naming::NameError>(())
 /// ```
-pub fn function_name(
-    service: &str,
-    stage: Option<&str>,
-    function: &str,
-) -> Result<String, NameError> {
+pub fn function_name(service: &str, stage: Option<&str>, function: &str) -> Result<String, NameError> {
     let name = function_name_unchecked(service, stage, function);
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(NameError::Invalid {
             kind: "function name",
             name,
@@ -123,19 +115,9 @@ pub fn stage_stack_name(service: &str, stage: &str) -> Result<String, NameError>
 /// ```
 pub fn check_stage_name(stage: &str) -> Result<(), NameError> {
     if !is_lower_name(stage) {
-        return Err(NameError::Invalid {
-            kind: "stage name",
-            name: stage.to_owned(),
-            rule: STAGE_RULE,
-        });
+        return Err(NameError::Invalid { kind: "stage name", name: stage.to_owned(), rule: STAGE_RULE });
     }
-    check_length(
-        "stage name",
-        stage.to_owned(),
-        MAX_STAGE_NAME,
-        "Lambda (alias names)",
-    )
-    .map(drop)
+    check_length("stage name", stage.to_owned(), MAX_STAGE_NAME, "Lambda (alias names)").map(drop)
 }
 
 /// Whether `name` follows `[a-z][a-z0-9-]*`, the rule for service, function and stage names.
@@ -166,9 +148,7 @@ pub fn logical_id(function: &str) -> String {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_ascii_uppercase().to_string() + chars.as_str()
-            })
+            chars.next().map_or_else(String::new, |first| first.to_ascii_uppercase().to_string() + chars.as_str())
         })
         .collect()
 }
@@ -211,8 +191,8 @@ pub fn artifact_key(service: &str, sha256_hex: &str) -> String {
 
 fn check_stack_name(name: String) -> Result<String, NameError> {
     let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let valid =
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !valid {
         return Err(NameError::Invalid {
             kind: "stack name",
@@ -224,21 +204,10 @@ fn check_stack_name(name: String) -> Result<String, NameError> {
     check_length("stack name", name, MAX_STACK_NAME, "CloudFormation")
 }
 
-fn check_length(
-    kind: &'static str,
-    name: String,
-    max: usize,
-    owner: &'static str,
-) -> Result<String, NameError> {
+fn check_length(kind: &'static str, name: String, max: usize, owner: &'static str) -> Result<String, NameError> {
     let len = name.chars().count();
     if len > max {
-        return Err(NameError::TooLong {
-            kind,
-            name,
-            len,
-            max,
-            owner,
-        });
+        return Err(NameError::TooLong { kind, name, len, max, owner });
     }
     Ok(name)
 }
@@ -249,35 +218,22 @@ mod tests {
 
     #[test]
     fn a_function_name_over_64_characters_is_refused_with_the_name_and_the_limit() {
-        let err = function_name(
-            "shop",
-            Some("a-very-long-stage-name-for-a-pull-request-branch"),
-            "thumbnailer",
-        )
-        .unwrap_err();
+        let err =
+            function_name("shop", Some("a-very-long-stage-name-for-a-pull-request-branch"), "thumbnailer").unwrap_err();
         let message = err.to_string();
-        assert!(
-            message.contains("shop-a-very-long-stage-name-for-a-pull-request-branch-thumbnailer"),
-            "{message}"
-        );
+        assert!(message.contains("shop-a-very-long-stage-name-for-a-pull-request-branch-thumbnailer"), "{message}");
         assert!(message.contains("at most 64"), "{message}");
     }
 
     #[test]
     fn a_function_name_of_exactly_64_characters_is_accepted() {
         let function = "f".repeat(64 - "shop-".len());
-        assert_eq!(
-            function_name("shop", None, &function).map(|n| n.len()),
-            Ok(64)
-        );
+        assert_eq!(function_name("shop", None, &function).map(|n| n.len()), Ok(64));
     }
 
     #[test]
     fn a_function_name_with_a_dot_is_refused() {
-        assert!(matches!(
-            function_name("shop", None, "a.b"),
-            Err(NameError::Invalid { .. })
-        ));
+        assert!(matches!(function_name("shop", None, "a.b"), Err(NameError::Invalid { .. })));
     }
 
     #[test]

@@ -65,10 +65,7 @@ pub fn template_hash(template: &Value) -> String {
 /// assert_eq!(parameter_names(&template), ["Stage"]);
 /// ```
 pub fn parameter_names(template: &Value) -> Vec<String> {
-    template["Parameters"]
-        .as_object()
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default()
+    template["Parameters"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default()
 }
 
 /// A whole template; empty sections are left out, and a stack with nothing else gets a no-op
@@ -80,10 +77,7 @@ fn document(
     outputs: Map<String, Value>,
 ) -> Value {
     if resources.is_empty() {
-        resources.insert(
-            "Placeholder".to_owned(),
-            json!({ "Type": "AWS::CloudFormation::WaitConditionHandle" }),
-        );
+        resources.insert("Placeholder".to_owned(), json!({ "Type": "AWS::CloudFormation::WaitConditionHandle" }));
     }
     let mut template = Map::new();
     template.insert("AWSTemplateFormatVersion".to_owned(), json!("2010-09-09"));
@@ -114,17 +108,8 @@ fn log_group(name: &str) -> Value {
 /// through the Lambda API.
 /// With `log_group_id` the function logs to that group of the same stack; without, aliasflow
 /// points it at the stage's group through the Lambda API.
-fn function(
-    m: &Manifest,
-    function: &str,
-    name: &str,
-    role: &Value,
-    log_group_id: Option<&str>,
-) -> Value {
-    let handler = m
-        .functions
-        .get(function)
-        .map_or(DEFAULT_HANDLER, |f| f.handler.as_str());
+fn function(m: &Manifest, function: &str, name: &str, role: &Value, log_group_id: Option<&str>) -> Value {
+    let handler = m.functions.get(function).map_or(DEFAULT_HANDLER, |f| f.handler.as_str());
     let mut properties = json!({
         "FunctionName": name,
         "Role": role,
@@ -184,19 +169,13 @@ mod tests {
         });
         let mut names = BTreeSet::new();
         referenced_names(&value, &mut names);
-        assert_eq!(
-            names.into_iter().collect::<Vec<_>>(),
-            ["AWS::Region", "Shared", "Stage", "Table"]
-        );
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["AWS::Region", "Shared", "Stage", "Table"]);
     }
 
     #[test]
     fn a_template_without_resources_gets_a_placeholder() {
         let template = document("d".into(), Map::new(), Map::new(), Map::new());
-        assert_eq!(
-            template["Resources"]["Placeholder"]["Type"],
-            "AWS::CloudFormation::WaitConditionHandle"
-        );
+        assert_eq!(template["Resources"]["Placeholder"]["Type"], "AWS::CloudFormation::WaitConditionHandle");
         assert!(template.get("Parameters").is_none() && template.get("Outputs").is_none());
     }
 }

@@ -85,19 +85,11 @@ fn sha_of_key(key: &str) -> String {
 }
 
 fn error(operation: &str, function: &str, code: &str, message: &str) -> AwsError {
-    AwsError {
-        message: message.to_owned(),
-        ..AwsError::fake(operation, function, code)
-    }
+    AwsError { message: message.to_owned(), ..AwsError::fake(operation, function, code) }
 }
 
 fn not_found(operation: &str, function: &str) -> AwsError {
-    error(
-        operation,
-        function,
-        "ResourceNotFoundException",
-        &format!("Function not found: {function}"),
-    )
+    error(operation, function, "ResourceNotFoundException", &format!("Function not found: {function}"))
 }
 
 impl State {
@@ -107,24 +99,11 @@ impl State {
         self.total_calls += 1;
         *self.calls.entry(operation.to_owned()).or_default() += 1;
         if self.throttle_every > 0 && self.total_calls.is_multiple_of(self.throttle_every) {
-            return Err(error(
-                operation,
-                function,
-                "ThrottlingException",
-                "Rate exceeded (injected by a fake)",
-            ));
+            return Err(error(operation, function, "ThrottlingException", "Rate exceeded (injected by a fake)"));
         }
-        if self
-            .failures
-            .contains(&(operation.to_owned(), function.to_owned()))
-        {
+        if self.failures.contains(&(operation.to_owned(), function.to_owned())) {
             // A refusal no retry overcomes, unlike ServiceException, which is transient.
-            return Err(error(
-                operation,
-                function,
-                "AccessDeniedException",
-                "injected permanent failure",
-            ));
+            return Err(error(operation, function, "AccessDeniedException", "injected permanent failure"));
         }
         Ok(())
     }
@@ -135,9 +114,7 @@ impl State {
     }
 
     fn function(&mut self, operation: &str, function: &str) -> Result<&mut Function, AwsError> {
-        self.functions
-            .get_mut(function)
-            .ok_or_else(|| not_found(operation, function))
+        self.functions.get_mut(function).ok_or_else(|| not_found(operation, function))
     }
 
     /// Ends an update: a new revision, and the status a test asked for.
@@ -153,12 +130,7 @@ impl State {
                 f.status = status;
                 f.revision()
             }
-            None => Revision {
-                revision_id,
-                code_sha256: String::new(),
-                status,
-                config: None,
-            },
+            None => Revision { revision_id, code_sha256: String::new(), status, config: None },
         }
     }
 }
@@ -187,10 +159,7 @@ impl Function {
     }
 
     fn has_version(&self, version: &str) -> bool {
-        version == "$LATEST"
-            || version
-                .parse()
-                .is_ok_and(|n: u64| self.versions.contains_key(&n))
+        version == "$LATEST" || version.parse().is_ok_and(|n: u64| self.versions.contains_key(&n))
     }
 }
 
@@ -205,10 +174,7 @@ impl FakeFunctions {
         let mut state = self.lock();
         if !state.functions.contains_key(name) {
             let revision = state.next_revision();
-            state.functions.insert(
-                name.to_owned(),
-                Function::new(revision, sha_of_key("placeholder")),
-            );
+            state.functions.insert(name.to_owned(), Function::new(revision, sha_of_key("placeholder")));
         }
     }
 
@@ -243,32 +209,24 @@ impl FakeFunctions {
     /// Tells the fake that the zip at `key` has code sha256 `sha256_base64` (what Lambda would
     /// compute from the bytes).
     pub fn know_artifact(&self, key: &str, sha256_base64: &str) {
-        self.lock()
-            .artifacts
-            .insert(key.to_owned(), sha256_base64.to_owned());
+        self.lock().artifacts.insert(key.to_owned(), sha256_base64.to_owned());
     }
 
     /// Makes every call of `operation` (e.g. `UpdateAlias`) on `function` fail, permanently,
     /// with `AccessDeniedException`.
     pub fn fail(&self, operation: &str, function: &str) {
-        self.lock()
-            .failures
-            .insert((operation.to_owned(), function.to_owned()));
+        self.lock().failures.insert((operation.to_owned(), function.to_owned()));
     }
 
     /// Undoes [`fail`](Self::fail).
     pub fn heal(&self, operation: &str, function: &str) {
-        self.lock()
-            .failures
-            .remove(&(operation.to_owned(), function.to_owned()));
+        self.lock().failures.remove(&(operation.to_owned(), function.to_owned()));
     }
 
     /// Makes the next code or configuration update of `function` end with
     /// `LastUpdateStatus: Failed` and `reason`.
     pub fn fail_next_update(&self, function: &str, reason: &str) {
-        self.lock()
-            .failing_updates
-            .insert(function.to_owned(), reason.to_owned());
+        self.lock().failing_updates.insert(function.to_owned(), reason.to_owned());
     }
 
     /// Throttles every `n`-th call (of any operation, on any function) with a transient
@@ -279,11 +237,7 @@ impl FakeFunctions {
 
     /// How many calls of `operation` were made, throttled and failed ones included.
     pub fn calls(&self, operation: &str) -> u64 {
-        self.lock()
-            .calls
-            .get(operation)
-            .copied()
-            .unwrap_or_default()
+        self.lock().calls.get(operation).copied().unwrap_or_default()
     }
 
     /// Calls per operation.
@@ -311,13 +265,8 @@ impl FakeFunctions {
     /// The permissions on `function:alias`.
     pub fn permissions(&self, function: &str, alias: &str) -> Vec<Permission> {
         let state = self.lock();
-        let on_alias = state
-            .functions
-            .get(function)
-            .and_then(|f| f.permissions.get(alias));
-        on_alias
-            .map(|p| p.values().cloned().collect())
-            .unwrap_or_default()
+        let on_alias = state.functions.get(function).and_then(|f| f.permissions.get(alias));
+        on_alias.map(|p| p.values().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -339,22 +288,14 @@ impl Functions for FakeFunctions {
         let operation = "UpdateFunctionCode";
         let mut state = self.lock();
         state.enter(operation, function)?;
-        let sha = state
-            .artifacts
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| sha_of_key(key));
+        let sha = state.artifacts.get(key).cloned().unwrap_or_else(|| sha_of_key(key));
         let target = state.function(operation, function)?;
         target.code_sha256 = sha;
         architecture.clone_into(&mut target.config.architecture);
         Ok(state.finish_update(function))
     }
 
-    async fn update_config(
-        &self,
-        function: &str,
-        config: &FunctionConfig,
-    ) -> Result<Revision, AwsError> {
+    async fn update_config(&self, function: &str, config: &FunctionConfig) -> Result<Revision, AwsError> {
         let operation = "UpdateFunctionConfiguration";
         let mut state = self.lock();
         state.enter(operation, function)?;
@@ -362,15 +303,8 @@ impl Functions for FakeFunctions {
         // Architecture belongs to the code (UpdateFunctionCode); a log group of None leaves the
         // one the stack declared, as the adapter does.
         let architecture = target.config.architecture.clone();
-        let log_group = config
-            .log_group
-            .clone()
-            .or_else(|| target.config.log_group.clone());
-        target.config = FunctionConfig {
-            architecture,
-            log_group,
-            ..config.clone()
-        };
+        let log_group = config.log_group.clone().or_else(|| target.config.log_group.clone());
+        target.config = FunctionConfig { architecture, log_group, ..config.clone() };
         Ok(state.finish_update(function))
     }
 
@@ -396,37 +330,20 @@ impl Functions for FakeFunctions {
         // As AWS: nothing changed since the latest version, so that version is the answer.
         if let Some((number, latest)) = target.versions.last_key_value() {
             if latest.code_sha256 == target.code_sha256 && latest.config == target.config {
-                return Ok(VersionInfo {
-                    version: number.to_string(),
-                    code_sha256: latest.code_sha256.clone(),
-                });
+                return Ok(VersionInfo { version: number.to_string(), code_sha256: latest.code_sha256.clone() });
             }
         }
         target.last_version += 1;
         let number = target.last_version;
-        let published = Published {
-            code_sha256: target.code_sha256.clone(),
-            config: target.config.clone(),
-        };
+        let published = Published { code_sha256: target.code_sha256.clone(), config: target.config.clone() };
         target.versions.insert(number, published);
-        Ok(VersionInfo {
-            version: number.to_string(),
-            code_sha256: target.code_sha256.clone(),
-        })
+        Ok(VersionInfo { version: number.to_string(), code_sha256: target.code_sha256.clone() })
     }
 
-    async fn point_alias(
-        &self,
-        function: &str,
-        alias: &str,
-        version: &str,
-    ) -> Result<(), AwsError> {
+    async fn point_alias(&self, function: &str, alias: &str, version: &str) -> Result<(), AwsError> {
         let mut state = self.lock();
         state.enter("UpdateAlias", function)?;
-        let exists = state
-            .functions
-            .get(function)
-            .map(|f| f.aliases.contains_key(alias));
+        let exists = state.functions.get(function).map(|f| f.aliases.contains_key(alias));
         // The adapter creates the alias after UpdateAlias says it is missing: count that call too.
         let operation = if exists == Some(true) {
             "UpdateAlias"
@@ -463,10 +380,7 @@ impl Functions for FakeFunctions {
         let aliases = state.functions.get(function).map(|f| {
             f.aliases
                 .iter()
-                .map(|(alias, version)| AliasTarget {
-                    alias: alias.clone(),
-                    version: version.clone(),
-                })
+                .map(|(alias, version)| AliasTarget { alias: alias.clone(), version: version.clone() })
                 .collect()
         });
         Ok(aliases.unwrap_or_default())
@@ -478,10 +392,7 @@ impl Functions for FakeFunctions {
         let versions = state.functions.get(function).map(|f| {
             f.versions
                 .iter()
-                .map(|(n, p)| VersionInfo {
-                    version: n.to_string(),
-                    code_sha256: p.code_sha256.clone(),
-                })
+                .map(|(n, p)| VersionInfo { version: n.to_string(), code_sha256: p.code_sha256.clone() })
                 .collect()
         });
         Ok(versions.unwrap_or_default())
@@ -502,33 +413,17 @@ impl Functions for FakeFunctions {
         let Some(target) = state.functions.get_mut(function) else {
             return Ok(());
         };
-        let holders: Vec<&str> = target
-            .aliases
-            .iter()
-            .filter(|(_, v)| **v == version)
-            .map(|(alias, _)| alias.as_str())
-            .collect();
+        let holders: Vec<&str> =
+            target.aliases.iter().filter(|(_, v)| **v == version).map(|(alias, _)| alias.as_str()).collect();
         if !holders.is_empty() {
-            let message = format!(
-                "Unable to delete version because the following aliases reference it: {holders:?}"
-            );
-            return Err(error(
-                operation,
-                function,
-                "ResourceConflictException",
-                &message,
-            ));
+            let message = format!("Unable to delete version because the following aliases reference it: {holders:?}");
+            return Err(error(operation, function, "ResourceConflictException", &message));
         }
         target.versions.remove(&number);
         Ok(())
     }
 
-    async fn add_permission(
-        &self,
-        function: &str,
-        alias: &str,
-        permission: &Permission,
-    ) -> Result<(), AwsError> {
+    async fn add_permission(&self, function: &str, alias: &str, permission: &Permission) -> Result<(), AwsError> {
         let operation = "AddPermission";
         let mut state = self.lock();
         state.enter(operation, function)?;
@@ -552,35 +447,20 @@ mod tests {
     use super::*;
 
     fn config(memory: u32) -> FunctionConfig {
-        FunctionConfig {
-            memory,
-            environment: BTreeMap::from([("MODE".into(), "fast".into())]),
-            ..default_config()
-        }
+        FunctionConfig { memory, environment: BTreeMap::from([("MODE".into(), "fast".into())]), ..default_config() }
     }
 
     async fn deploy(fake: &FakeFunctions, function: &str, key: &str) -> VersionInfo {
-        let revision = fake
-            .update_code(function, "bucket", key, "arm64")
-            .await
-            .unwrap();
-        fake.publish(function, &revision.code_sha256, &revision.revision_id, "")
-            .await
-            .unwrap()
+        let revision = fake.update_code(function, "bucket", key, "arm64").await.unwrap();
+        fake.publish(function, &revision.code_sha256, &revision.revision_id, "").await.unwrap()
     }
 
     #[tokio::test]
     async fn a_missing_function_has_no_latest_and_refuses_updates() {
         let fake = FakeFunctions::default();
         assert_eq!(fake.latest("shop-api").await.unwrap(), None);
-        let err = fake
-            .update_code("shop-api", "b", "k", "arm64")
-            .await
-            .unwrap_err();
-        assert_eq!(
-            (err.operation.as_str(), err.code.as_str()),
-            ("UpdateFunctionCode", "ResourceNotFoundException")
-        );
+        let err = fake.update_code("shop-api", "b", "k", "arm64").await.unwrap_err();
+        assert_eq!((err.operation.as_str(), err.code.as_str()), ("UpdateFunctionCode", "ResourceNotFoundException"));
         assert!(fake.aliases("shop-api").await.unwrap().is_empty());
         assert!(fake.versions("shop-api").await.unwrap().is_empty());
     }
@@ -590,25 +470,13 @@ mod tests {
         let fake = FakeFunctions::default().create("a").create("b");
         fake.know_artifact("api.zip", "c2hhLW9mLXRoZS16aXA=");
         assert_eq!(
-            fake.update_code("a", "bucket", "api.zip", "arm64")
-                .await
-                .unwrap()
-                .code_sha256,
+            fake.update_code("a", "bucket", "api.zip", "arm64").await.unwrap().code_sha256,
             "c2hhLW9mLXRoZS16aXA="
         );
-        let first = fake
-            .update_code("b", "bucket", "other.zip", "arm64")
-            .await
-            .unwrap();
-        let again = fake
-            .update_code("b", "bucket", "other.zip", "arm64")
-            .await
-            .unwrap();
+        let first = fake.update_code("b", "bucket", "other.zip", "arm64").await.unwrap();
+        let again = fake.update_code("b", "bucket", "other.zip", "arm64").await.unwrap();
         assert_eq!(first.code_sha256, again.code_sha256);
-        assert_ne!(
-            first.revision_id, again.revision_id,
-            "every update is a new revision"
-        );
+        assert_ne!(first.revision_id, again.revision_id, "every update is a new revision");
         assert_eq!(again.config.unwrap().architecture, "arm64");
     }
 
@@ -618,42 +486,21 @@ mod tests {
         let v1 = deploy(&fake, "shop-api", "one.zip").await;
         let same = deploy(&fake, "shop-api", "one.zip").await;
         let v2 = deploy(&fake, "shop-api", "two.zip").await;
-        assert_eq!(
-            (
-                v1.version.as_str(),
-                same.version.as_str(),
-                v2.version.as_str()
-            ),
-            ("1", "1", "2")
-        );
+        assert_eq!((v1.version.as_str(), same.version.as_str(), v2.version.as_str()), ("1", "1", "2"));
         let revision = fake.update_config("shop-api", &config(512)).await.unwrap();
-        let v3 = fake
-            .publish("shop-api", &revision.code_sha256, &revision.revision_id, "")
-            .await
-            .unwrap();
+        let v3 = fake.publish("shop-api", &revision.code_sha256, &revision.revision_id, "").await.unwrap();
         assert_eq!(v3.version, "3", "a configuration change is a change too");
     }
 
     #[tokio::test]
     async fn publish_is_refused_when_code_or_revision_no_longer_match() {
         let fake = FakeFunctions::default().create("shop-api");
-        let seen = fake
-            .update_code("shop-api", "bucket", "one.zip", "arm64")
-            .await
-            .unwrap();
-        let err = fake
-            .publish("shop-api", &seen.code_sha256, "stale", "")
-            .await
-            .unwrap_err();
+        let seen = fake.update_code("shop-api", "bucket", "one.zip", "arm64").await.unwrap();
+        let err = fake.publish("shop-api", &seen.code_sha256, "stale", "").await.unwrap_err();
         assert_eq!(err.code, "PreconditionFailedException");
         assert!(!err.transient);
-        fake.update_code("shop-api", "bucket", "two.zip", "arm64")
-            .await
-            .unwrap();
-        let err = fake
-            .publish("shop-api", &seen.code_sha256, &seen.revision_id, "")
-            .await
-            .unwrap_err();
+        fake.update_code("shop-api", "bucket", "two.zip", "arm64").await.unwrap();
+        let err = fake.publish("shop-api", &seen.code_sha256, &seen.revision_id, "").await.unwrap_err();
         assert_eq!(err.code, "PreconditionFailedException");
         assert!(fake.versions("shop-api").await.unwrap().is_empty());
     }
@@ -672,18 +519,10 @@ mod tests {
     async fn a_version_an_alias_points_at_cannot_be_deleted() {
         let fake = FakeFunctions::default().create("shop-api");
         let v1 = deploy(&fake, "shop-api", "one.zip").await;
-        fake.point_alias("shop-api", "prod", &v1.version)
-            .await
-            .unwrap();
-        let err = fake
-            .delete_version("shop-api", &v1.version)
-            .await
-            .unwrap_err();
+        fake.point_alias("shop-api", "prod", &v1.version).await.unwrap();
+        let err = fake.delete_version("shop-api", &v1.version).await.unwrap_err();
         assert_eq!(err.code, "ResourceConflictException");
-        let err = fake
-            .delete_version("shop-api", "$LATEST")
-            .await
-            .unwrap_err();
+        let err = fake.delete_version("shop-api", "$LATEST").await.unwrap_err();
         assert_eq!(err.code, "InvalidParameterValueException");
     }
 
@@ -692,19 +531,12 @@ mod tests {
         let fake = FakeFunctions::default().create("shop-api");
         let v1 = deploy(&fake, "shop-api", "one.zip").await;
         let v2 = deploy(&fake, "shop-api", "two.zip").await;
-        fake.point_alias("shop-api", "dev", &v1.version)
-            .await
-            .unwrap();
-        fake.point_alias("shop-api", "dev", &v2.version)
-            .await
-            .unwrap();
+        fake.point_alias("shop-api", "dev", &v1.version).await.unwrap();
+        fake.point_alias("shop-api", "dev", &v2.version).await.unwrap();
         assert_eq!(fake.calls("CreateAlias"), 1);
         assert_eq!(fake.calls("UpdateAlias"), 2);
         let key = ("shop-api".to_owned(), "dev".to_owned());
-        assert_eq!(
-            fake.alias_snapshot(),
-            BTreeMap::from([(key, "2".to_owned())])
-        );
+        assert_eq!(fake.alias_snapshot(), BTreeMap::from([(key, "2".to_owned())]));
         let err = fake.point_alias("shop-api", "dev", "9").await.unwrap_err();
         assert_eq!(err.code, "ResourceNotFoundException");
         fake.delete_alias("shop-api", "dev").await.unwrap();
@@ -714,26 +546,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_injected_failure_hits_only_its_operation_and_function_until_healed() {
-        let fake = FakeFunctions::default()
-            .create("shop-api")
-            .create("shop-web");
+        let fake = FakeFunctions::default().create("shop-api").create("shop-web");
         fake.fail("UpdateAlias", "shop-api");
-        let err = fake
-            .point_alias("shop-api", "dev", "$LATEST")
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "UpdateAlias on shop-api: AccessDeniedException: injected permanent failure"
-        );
+        let err = fake.point_alias("shop-api", "dev", "$LATEST").await.unwrap_err();
+        assert_eq!(err.to_string(), "UpdateAlias on shop-api: AccessDeniedException: injected permanent failure");
         assert!(!err.transient);
-        fake.point_alias("shop-web", "dev", "$LATEST")
-            .await
-            .unwrap();
+        fake.point_alias("shop-web", "dev", "$LATEST").await.unwrap();
         fake.heal("UpdateAlias", "shop-api");
-        fake.point_alias("shop-api", "dev", "$LATEST")
-            .await
-            .unwrap();
+        fake.point_alias("shop-api", "dev", "$LATEST").await.unwrap();
     }
 
     #[tokio::test]
@@ -742,23 +562,11 @@ mod tests {
         fake.throttle_every(3);
         let mut outcomes = Vec::new();
         for _ in 0..6 {
-            outcomes.push(
-                fake.latest("shop-api")
-                    .await
-                    .map_err(|e| (e.code, e.transient)),
-            );
+            outcomes.push(fake.latest("shop-api").await.map_err(|e| (e.code, e.transient)));
         }
-        let throttled: Vec<usize> = outcomes
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.is_err())
-            .map(|(i, _)| i)
-            .collect();
+        let throttled: Vec<usize> = outcomes.iter().enumerate().filter(|(_, o)| o.is_err()).map(|(i, _)| i).collect();
         assert_eq!(throttled, [2, 5]);
-        assert_eq!(
-            outcomes[2].clone().unwrap_err(),
-            ("ThrottlingException".to_owned(), true)
-        );
+        assert_eq!(outcomes[2].clone().unwrap_err(), ("ThrottlingException".to_owned(), true));
         assert_eq!(fake.calls("GetFunctionConfiguration"), 6);
     }
 
@@ -773,27 +581,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn update_config_replaces_the_environment_and_keeps_architecture_and_declared_log_group()
-    {
+    async fn update_config_replaces_the_environment_and_keeps_architecture_and_declared_log_group() {
         let fake = FakeFunctions::default().create("shop-api");
-        fake.update_code("shop-api", "bucket", "one.zip", "arm64")
-            .await
-            .unwrap();
-        let with_group = FunctionConfig {
-            log_group: Some("/shop/dev/api".into()),
-            ..config(256)
-        };
+        fake.update_code("shop-api", "bucket", "one.zip", "arm64").await.unwrap();
+        let with_group = FunctionConfig { log_group: Some("/shop/dev/api".into()), ..config(256) };
         fake.update_config("shop-api", &with_group).await.unwrap();
-        let plain = FunctionConfig {
-            environment: BTreeMap::new(),
-            ..config(1024)
-        };
-        let got = fake
-            .update_config("shop-api", &plain)
-            .await
-            .unwrap()
-            .config
-            .unwrap();
+        let plain = FunctionConfig { environment: BTreeMap::new(), ..config(1024) };
+        let got = fake.update_config("shop-api", &plain).await.unwrap().config.unwrap();
         assert_eq!(got.memory, 1024);
         assert!(got.environment.is_empty());
         assert_eq!(got.architecture, "arm64");
@@ -808,23 +602,11 @@ mod tests {
             principal: "apigateway.amazonaws.com".into(),
             source_arn: "arn:aws:execute-api:us-east-1:123456789012:abc/*".into(),
         };
-        let err = fake
-            .add_permission("shop-api", "dev", &permission)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.code, "ResourceNotFoundException",
-            "the alias must exist first"
-        );
-        fake.point_alias("shop-api", "dev", "$LATEST")
-            .await
-            .unwrap();
-        fake.add_permission("shop-api", "dev", &permission)
-            .await
-            .unwrap();
-        fake.add_permission("shop-api", "dev", &permission)
-            .await
-            .unwrap();
+        let err = fake.add_permission("shop-api", "dev", &permission).await.unwrap_err();
+        assert_eq!(err.code, "ResourceNotFoundException", "the alias must exist first");
+        fake.point_alias("shop-api", "dev", "$LATEST").await.unwrap();
+        fake.add_permission("shop-api", "dev", &permission).await.unwrap();
+        fake.add_permission("shop-api", "dev", &permission).await.unwrap();
         assert_eq!(fake.permissions("shop-api", "dev"), [permission]);
     }
 }

@@ -39,9 +39,7 @@ pub struct FakeStacks {
 
 impl fmt::Debug for FakeStacks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FakeStacks")
-            .field("functions", &self.functions.is_some())
-            .finish_non_exhaustive()
+        f.debug_struct("FakeStacks").field("functions", &self.functions.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -73,10 +71,7 @@ struct Stack {
 }
 
 fn error(operation: &str, stack: &str, code: &str, message: &str) -> AwsError {
-    AwsError {
-        message: message.to_owned(),
-        ..AwsError::fake(operation, stack, code)
-    }
+    AwsError { message: message.to_owned(), ..AwsError::fake(operation, stack, code) }
 }
 
 fn validation(operation: &str, stack: &str, message: &str) -> AwsError {
@@ -90,44 +85,18 @@ struct Parsed {
 }
 
 impl Parsed {
-    fn new(
-        operation: &str,
-        stack: &str,
-        body: &str,
-        given: &[Parameter],
-    ) -> Result<Self, AwsError> {
-        let template: Value = serde_json::from_str(body).map_err(|e| {
-            validation(
-                operation,
-                stack,
-                &format!("Template format error: not JSON: {e}"),
-            )
-        })?;
-        let declared = template
-            .get("Parameters")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let unknown: Vec<&str> = given
-            .iter()
-            .map(|p| p.key.as_str())
-            .filter(|k| !declared.contains_key(*k))
-            .collect();
+    fn new(operation: &str, stack: &str, body: &str, given: &[Parameter]) -> Result<Self, AwsError> {
+        let template: Value = serde_json::from_str(body)
+            .map_err(|e| validation(operation, stack, &format!("Template format error: not JSON: {e}")))?;
+        let declared = template.get("Parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+        let unknown: Vec<&str> = given.iter().map(|p| p.key.as_str()).filter(|k| !declared.contains_key(*k)).collect();
         if !unknown.is_empty() {
-            return Err(validation(
-                operation,
-                stack,
-                &format!("Parameters: {unknown:?} do not exist in the template"),
-            ));
+            return Err(validation(operation, stack, &format!("Parameters: {unknown:?} do not exist in the template")));
         }
         let mut parameters = BTreeMap::new();
         let mut missing = Vec::new();
         for (name, declaration) in &declared {
-            let value = given
-                .iter()
-                .rev()
-                .find(|p| p.key == *name)
-                .map(|p| p.value.clone());
+            let value = given.iter().rev().find(|p| p.key == *name).map(|p| p.value.clone());
             match value.or_else(|| declaration.get("Default").map(scalar)) {
                 Some(value) => {
                     parameters.insert(name.clone(), value);
@@ -136,36 +105,20 @@ impl Parsed {
             }
         }
         if !missing.is_empty() {
-            return Err(validation(
-                operation,
-                stack,
-                &format!("Parameters: {missing:?} must have values"),
-            ));
+            return Err(validation(operation, stack, &format!("Parameters: {missing:?} must have values")));
         }
-        Ok(Self {
-            template,
-            parameters,
-        })
+        Ok(Self { template, parameters })
     }
 
     fn resources(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.template
-            .get("Resources")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
+        self.template.get("Resources").and_then(Value::as_object).into_iter().flatten()
     }
 
     /// Literal `FunctionName`s of the template's `AWS::Lambda::Function` resources, by logical id.
     fn functions(&self) -> BTreeMap<&str, &str> {
         self.resources()
             .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Lambda::Function"))
-            .filter_map(|(id, r)| {
-                Some((
-                    id.as_str(),
-                    r.pointer("/Properties/FunctionName")?.as_str()?,
-                ))
-            })
+            .filter_map(|(id, r)| Some((id.as_str(), r.pointer("/Properties/FunctionName")?.as_str()?)))
             .collect()
     }
 
@@ -187,11 +140,7 @@ impl Parsed {
             if let Some(name) = v.get("Ref").and_then(Value::as_str) {
                 return reference(name);
             }
-            if let Some([id, attribute]) = v
-                .get("Fn::GetAtt")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-            {
+            if let Some([id, attribute]) = v.get("Fn::GetAtt").and_then(Value::as_array).map(Vec::as_slice) {
                 return format!("{stack}-{}-{}", scalar(id), scalar(attribute));
             }
             if let Some(text) = v.get("Fn::Sub").and_then(Value::as_str) {
@@ -202,30 +151,19 @@ impl Parsed {
             }
             scalar(v)
         };
-        let declared = self
-            .template
-            .get("Outputs")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten();
-        declared
-            .filter_map(|(key, output)| Some((key.clone(), value(output.get("Value")?))))
-            .collect()
+        let declared = self.template.get("Outputs").and_then(Value::as_object).into_iter().flatten();
+        declared.filter_map(|(key, output)| Some((key.clone(), value(output.get("Value")?)))).collect()
     }
 
     /// The logical id the fake blames for an injected failure.
     fn first_resource(&self) -> String {
-        self.resources()
-            .next()
-            .map_or_else(|| "Resources".to_owned(), |(id, _)| id.clone())
+        self.resources().next().map_or_else(|| "Resources".to_owned(), |(id, _)| id.clone())
     }
 }
 
 /// A string as itself, anything else as its JSON text.
 fn scalar(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_owned)
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
 /// Replaces every `${name}` in `text` by `resolve(name)`; `${!x}` is CloudFormation's escape.
@@ -262,27 +200,14 @@ impl State {
         *self.calls.entry(operation.to_owned()).or_default() += 1;
         if self.throttle_every > 0 && self.total_calls.is_multiple_of(self.throttle_every) {
             // CloudFormation's throttling code; `AwsError::fake` knows only Lambda's as transient.
-            let throttled = error(
-                operation,
-                stack,
-                "Throttling",
-                "Rate exceeded (injected by a fake)",
-            );
-            return Err(AwsError {
-                transient: true,
-                ..throttled
-            });
+            let throttled = error(operation, stack, "Throttling", "Rate exceeded (injected by a fake)");
+            return Err(AwsError { transient: true, ..throttled });
         }
         Ok(())
     }
 
     /// The template text of `source`.
-    fn body(
-        &self,
-        operation: &str,
-        stack: &str,
-        source: &TemplateSource,
-    ) -> Result<String, AwsError> {
+    fn body(&self, operation: &str, stack: &str, source: &TemplateSource) -> Result<String, AwsError> {
         match source {
             TemplateSource::Body(body) => Ok(body.clone()),
             TemplateSource::Url(url) => self.reader.as_ref().and_then(|read| read(url)).ok_or_else(|| {
@@ -308,10 +233,7 @@ impl FakeStacks {
 
     /// How to read a template given as `TemplateURL` (e.g. from a fake artifact bucket); without
     /// it such a create or update fails with a `ValidationError` saying so.
-    pub fn read_templates_with(
-        &self,
-        reader: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) {
+    pub fn read_templates_with(&self, reader: impl Fn(&str) -> Option<String> + Send + Sync + 'static) {
         self.lock().reader = Some(Arc::new(reader));
     }
 
@@ -329,11 +251,7 @@ impl FakeStacks {
 
     /// How many calls of `operation` were made, throttled and refused ones included.
     pub fn calls(&self, operation: &str) -> u64 {
-        self.lock()
-            .calls
-            .get(operation)
-            .copied()
-            .unwrap_or_default()
+        self.lock().calls.get(operation).copied().unwrap_or_default()
     }
 
     /// Calls per operation.
@@ -348,18 +266,12 @@ impl FakeStacks {
 
     /// The template last sent to create or update `stack` (also when that failed).
     pub fn last_template(&self, stack: &str) -> Option<String> {
-        self.lock()
-            .sent
-            .get(stack)
-            .map(|(template, _)| template.clone())
+        self.lock().sent.get(stack).map(|(template, _)| template.clone())
     }
 
     /// The parameters last sent to create or update `stack` (also when that failed).
     pub fn last_parameters(&self, stack: &str) -> Option<Vec<Parameter>> {
-        self.lock()
-            .sent
-            .get(stack)
-            .map(|(_, parameters)| parameters.clone())
+        self.lock().sent.get(stack).map(|(_, parameters)| parameters.clone())
     }
 
     /// Names of the stacks that exist, sorted.
@@ -394,20 +306,13 @@ impl Stacks for FakeStacks {
         }))
     }
 
-    async fn create(
-        &self,
-        stack: &str,
-        template: &TemplateSource,
-        parameters: &[Parameter],
-    ) -> Result<(), AwsError> {
+    async fn create(&self, stack: &str, template: &TemplateSource, parameters: &[Parameter]) -> Result<(), AwsError> {
         let operation = "CreateStack";
         let functions = {
             let mut state = self.lock();
             state.enter(operation, stack)?;
             let body = state.body(operation, stack, template)?;
-            state
-                .sent
-                .insert(stack.to_owned(), (body.clone(), parameters.to_vec()));
+            state.sent.insert(stack.to_owned(), (body.clone(), parameters.to_vec()));
             if state.stacks.contains_key(stack) {
                 return Err(error(
                     operation,
@@ -429,20 +334,11 @@ impl Stacks for FakeStacks {
             if state.failing.remove(stack) {
                 let resource = parsed.first_resource();
                 created.status = "ROLLBACK_COMPLETE".to_owned();
-                created.reason = Some(format!(
-                    "The following resource(s) failed to create: [{resource}]. "
-                ));
-                created.failures.insert(
-                    0,
-                    format!("{resource}: injected failure (FakeStacks::fail_next)"),
-                );
+                created.reason = Some(format!("The following resource(s) failed to create: [{resource}]. "));
+                created.failures.insert(0, format!("{resource}: injected failure (FakeStacks::fail_next)"));
             } else {
                 created.outputs = parsed.outputs(stack);
-                created.functions = parsed
-                    .functions()
-                    .values()
-                    .map(|f| (*f).to_owned())
-                    .collect();
+                created.functions = parsed.functions().values().map(|f| (*f).to_owned()).collect();
             }
             let functions = created.functions.clone();
             state.stacks.insert(stack.to_owned(), created);
@@ -452,39 +348,20 @@ impl Stacks for FakeStacks {
         Ok(())
     }
 
-    async fn update(
-        &self,
-        stack: &str,
-        template: &TemplateSource,
-        parameters: &[Parameter],
-    ) -> Result<bool, AwsError> {
+    async fn update(&self, stack: &str, template: &TemplateSource, parameters: &[Parameter]) -> Result<bool, AwsError> {
         let operation = "UpdateStack";
         let (before, now) = {
             let mut state = self.lock();
             state.enter(operation, stack)?;
             let body = state.body(operation, stack, template)?;
-            state
-                .sent
-                .insert(stack.to_owned(), (body.clone(), parameters.to_vec()));
+            state.sent.insert(stack.to_owned(), (body.clone(), parameters.to_vec()));
             let fail = state.failing.contains(stack);
             let Some(current) = state.stacks.get_mut(stack) else {
-                return Err(validation(
-                    operation,
-                    stack,
-                    &format!("Stack [{stack}] does not exist"),
-                ));
+                return Err(validation(operation, stack, &format!("Stack [{stack}] does not exist")));
             };
-            let updatable = [
-                "CREATE_COMPLETE",
-                "UPDATE_COMPLETE",
-                "UPDATE_ROLLBACK_COMPLETE",
-                "IMPORT_COMPLETE",
-            ];
+            let updatable = ["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"];
             if !updatable.contains(&current.status.as_str()) {
-                let message = format!(
-                    "Stack:{stack} is in {} state and can not be updated.",
-                    current.status
-                );
+                let message = format!("Stack:{stack} is in {} state and can not be updated.", current.status);
                 return Err(validation(operation, stack, &message));
             }
             let parsed = Parsed::new(operation, stack, &body, parameters)?;
@@ -496,22 +373,13 @@ impl Stacks for FakeStacks {
             if fail {
                 let resource = parsed.first_resource();
                 current.status = "UPDATE_ROLLBACK_COMPLETE".to_owned();
-                current.reason = Some(format!(
-                    "The following resource(s) failed to update: [{resource}]. "
-                ));
-                current.failures.insert(
-                    0,
-                    format!("{resource}: injected failure (FakeStacks::fail_next)"),
-                );
+                current.reason = Some(format!("The following resource(s) failed to update: [{resource}]. "));
+                current.failures.insert(0, format!("{resource}: injected failure (FakeStacks::fail_next)"));
             } else {
                 current.status = "UPDATE_COMPLETE".to_owned();
                 current.reason = None;
                 current.outputs = parsed.outputs(stack);
-                current.functions = parsed
-                    .functions()
-                    .values()
-                    .map(|f| (*f).to_owned())
-                    .collect();
+                current.functions = parsed.functions().values().map(|f| (*f).to_owned()).collect();
                 current.template = body;
                 current.parameters = parameters.to_vec();
             }
@@ -540,11 +408,7 @@ impl Stacks for FakeStacks {
     async fn failure_reasons(&self, stack: &str) -> Result<Vec<String>, AwsError> {
         let mut state = self.lock();
         state.enter("DescribeStackEvents", stack)?;
-        Ok(state
-            .stacks
-            .get(stack)
-            .map(|s| s.failures.clone())
-            .unwrap_or_default())
+        Ok(state.stacks.get(stack).map(|s| s.failures.clone()).unwrap_or_default())
     }
 }
 
@@ -577,26 +441,17 @@ mod tests {
     }
 
     fn stage(value: &str) -> Vec<Parameter> {
-        vec![Parameter {
-            key: "Stage".into(),
-            value: value.into(),
-        }]
+        vec![Parameter { key: "Stage".into(), value: value.into() }]
     }
 
     #[tokio::test]
     async fn a_created_stack_is_complete_at_once_with_outputs_by_simple_rules() {
         let fake = FakeStacks::default();
         assert_eq!(fake.describe("shop-dev").await.unwrap(), None);
-        fake.create("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert!(state.succeeded());
-        let outputs: BTreeMap<&str, &str> = state
-            .outputs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let outputs: BTreeMap<&str, &str> = state.outputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             outputs,
             BTreeMap::from([
@@ -615,21 +470,12 @@ mod tests {
     #[tokio::test]
     async fn parameters_the_template_does_not_declare_or_leaves_empty_are_refused() {
         let fake = FakeStacks::default();
-        let err = fake
-            .create("shop-dev", &body(&template()), &[])
-            .await
-            .unwrap_err();
+        let err = fake.create("shop-dev", &body(&template()), &[]).await.unwrap_err();
         assert_eq!(err.code, "ValidationError");
         assert!(err.message.contains("Stage"), "{err}");
         let mut extra = stage("dev");
-        extra.push(Parameter {
-            key: "Nope".into(),
-            value: "x".into(),
-        });
-        let err = fake
-            .create("shop-dev", &body(&template()), &extra)
-            .await
-            .unwrap_err();
+        extra.push(Parameter { key: "Nope".into(), value: "x".into() });
+        let err = fake.create("shop-dev", &body(&template()), &extra).await.unwrap_err();
         assert!(err.message.contains("Nope"), "{err}");
         assert_eq!(fake.describe("shop-dev").await.unwrap(), None);
     }
@@ -637,35 +483,19 @@ mod tests {
     #[tokio::test]
     async fn creating_an_existing_stack_or_updating_a_missing_one_is_refused() {
         let fake = FakeStacks::default();
-        let err = fake
-            .update("shop", &body(&serde_json::json!({})), &[])
-            .await
-            .unwrap_err();
+        let err = fake.update("shop", &body(&serde_json::json!({})), &[]).await.unwrap_err();
         assert_eq!(err.code, "ValidationError");
-        fake.create("shop", &body(&serde_json::json!({})), &[])
-            .await
-            .unwrap();
-        let err = fake
-            .create("shop", &body(&serde_json::json!({})), &[])
-            .await
-            .unwrap_err();
+        fake.create("shop", &body(&serde_json::json!({})), &[]).await.unwrap();
+        let err = fake.create("shop", &body(&serde_json::json!({})), &[]).await.unwrap_err();
         assert_eq!(err.code, "AlreadyExistsException");
     }
 
     #[tokio::test]
     async fn an_update_that_changes_nothing_reports_false_and_a_change_true() {
         let fake = FakeStacks::default();
-        fake.create("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap();
-        assert!(!fake
-            .update("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap());
-        assert!(fake
-            .update("shop-dev", &body(&template()), &stage("qa"))
-            .await
-            .unwrap());
+        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
+        assert!(!fake.update("shop-dev", &body(&template()), &stage("dev")).await.unwrap());
+        assert!(fake.update("shop-dev", &body(&template()), &stage("qa")).await.unwrap());
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert_eq!(state.status, "UPDATE_COMPLETE");
         assert_eq!(state.outputs["StageName"], "qa");
@@ -675,55 +505,30 @@ mod tests {
     #[tokio::test]
     async fn a_failed_update_rolls_back_and_names_the_resource() {
         let fake = FakeStacks::default();
-        fake.create("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
         fake.fail_next("shop-dev");
-        assert!(fake
-            .update("shop-dev", &body(&template()), &stage("qa"))
-            .await
-            .unwrap());
+        assert!(fake.update("shop-dev", &body(&template()), &stage("qa")).await.unwrap());
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert_eq!(state.status, "UPDATE_ROLLBACK_COMPLETE");
-        assert_eq!(
-            state.outputs["StageName"], "dev",
-            "the previous template still runs"
-        );
+        assert_eq!(state.outputs["StageName"], "dev", "the previous template still runs");
         assert_eq!(
             fake.failure_reasons("shop-dev").await.unwrap(),
             ["Orders: injected failure (FakeStacks::fail_next)"]
         );
-        assert_eq!(
-            fake.last_parameters("shop-dev").unwrap(),
-            stage("qa"),
-            "what was sent is kept"
-        );
-        assert!(
-            fake.update("shop-dev", &body(&template()), &stage("qa"))
-                .await
-                .unwrap(),
-            "only the next one fails"
-        );
-        assert_eq!(
-            fake.describe("shop-dev").await.unwrap().unwrap().status,
-            "UPDATE_COMPLETE"
-        );
+        assert_eq!(fake.last_parameters("shop-dev").unwrap(), stage("qa"), "what was sent is kept");
+        assert!(fake.update("shop-dev", &body(&template()), &stage("qa")).await.unwrap(), "only the next one fails");
+        assert_eq!(fake.describe("shop-dev").await.unwrap().unwrap().status, "UPDATE_COMPLETE");
     }
 
     #[tokio::test]
     async fn a_failed_create_ends_in_rollback_complete_which_cannot_be_updated() {
         let fake = FakeStacks::default();
         fake.fail_next("shop-dev");
-        fake.create("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert_eq!(state.status, "ROLLBACK_COMPLETE");
         assert!(!state.succeeded());
-        let err = fake
-            .update("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap_err();
+        let err = fake.update("shop-dev", &body(&template()), &stage("dev")).await.unwrap_err();
         assert_eq!(err.code, "ValidationError");
         fake.delete("shop-dev").await.unwrap();
         fake.delete("shop-dev").await.unwrap();
@@ -734,29 +539,14 @@ mod tests {
     async fn a_linked_fake_lambda_gets_the_functions_a_stack_declares_until_it_is_deleted() {
         let lambda = Arc::new(FakeFunctions::default());
         let fake = FakeStacks::default().with_functions(lambda.clone());
-        fake.create("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
         assert!(lambda.latest("shop-dev-thumb").await.unwrap().is_some());
         let mut without = template();
-        without["Resources"]
-            .as_object_mut()
-            .unwrap()
-            .remove("Thumb");
-        without["Outputs"]
-            .as_object_mut()
-            .unwrap()
-            .remove("ThumbName");
-        fake.update("shop-dev", &body(&without), &stage("dev"))
-            .await
-            .unwrap();
-        assert!(
-            !lambda.exists("shop-dev-thumb"),
-            "a function removed from the template is deleted"
-        );
-        fake.update("shop-dev", &body(&template()), &stage("dev"))
-            .await
-            .unwrap();
+        without["Resources"].as_object_mut().unwrap().remove("Thumb");
+        without["Outputs"].as_object_mut().unwrap().remove("ThumbName");
+        fake.update("shop-dev", &body(&without), &stage("dev")).await.unwrap();
+        assert!(!lambda.exists("shop-dev-thumb"), "a function removed from the template is deleted");
+        fake.update("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
         assert!(lambda.exists("shop-dev-thumb"));
         fake.delete("shop-dev").await.unwrap();
         assert!(!lambda.exists("shop-dev-thumb"));
@@ -769,18 +559,11 @@ mod tests {
         let err = fake.create("shop", &url, &[]).await.unwrap_err();
         assert!(err.message.contains("read_templates_with"), "{err}");
         fake.read_templates_with(|url| {
-            url.ends_with("t.json")
-                .then(|| r#"{"Outputs":{"A":{"Value":"a"}}}"#.to_owned())
+            url.ends_with("t.json").then(|| r#"{"Outputs":{"A":{"Value":"a"}}}"#.to_owned())
         });
         fake.create("shop", &url, &[]).await.unwrap();
-        assert_eq!(
-            fake.describe("shop").await.unwrap().unwrap().outputs["A"],
-            "a"
-        );
-        assert_eq!(
-            fake.last_template("shop").unwrap(),
-            r#"{"Outputs":{"A":{"Value":"a"}}}"#
-        );
+        assert_eq!(fake.describe("shop").await.unwrap().unwrap().outputs["A"], "a");
+        assert_eq!(fake.last_template("shop").unwrap(), r#"{"Outputs":{"A":{"Value":"a"}}}"#);
     }
 
     #[tokio::test]

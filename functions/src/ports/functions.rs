@@ -62,11 +62,23 @@ pub trait Functions: Send + Sync {
     /// `$LATEST` as it is now; `None` if the function does not exist.
     async fn latest(&self, function: &str) -> Result<Option<Revision>, AwsError>;
     /// Points `$LATEST` at the zip `bucket`/`key`.
-    async fn update_code(&self, function: &str, bucket: &str, key: &str, architecture: &str) -> Result<Revision, AwsError>;
+    async fn update_code(
+        &self,
+        function: &str,
+        bucket: &str,
+        key: &str,
+        architecture: &str,
+    ) -> Result<Revision, AwsError>;
     /// Applies `config` to `$LATEST`.
     async fn update_config(&self, function: &str, config: &FunctionConfig) -> Result<Revision, AwsError>;
     /// Publishes `$LATEST`, guarded: Lambda refuses if `$LATEST` is no longer this code and revision.
-    async fn publish(&self, function: &str, code_sha256: &str, revision_id: &str, description: &str) -> Result<VersionInfo, AwsError>;
+    async fn publish(
+        &self,
+        function: &str,
+        code_sha256: &str,
+        revision_id: &str,
+        description: &str,
+    ) -> Result<VersionInfo, AwsError>;
     /// Points `alias` at `version`, creating the alias if it is missing.
     async fn point_alias(&self, function: &str, alias: &str, version: &str) -> Result<(), AwsError>;
     /// Deletes `alias`; a missing alias or function is not an error.

@@ -53,13 +53,26 @@ pub trait History: Send + Sync {
     /// One deployment.
     async fn deployment(&self, service: &str, stage: &str, id: u64) -> Result<Option<Deployment>, AwsError>;
     /// A stage's deployments, newest first, `limit` per page.
-    async fn deployments(&self, service: &str, stage: &str, limit: usize, start: Option<String>) -> Result<Page<Deployment>, AwsError>;
+    async fn deployments(
+        &self,
+        service: &str,
+        stage: &str,
+        limit: usize,
+        start: Option<String>,
+    ) -> Result<Page<Deployment>, AwsError>;
     /// Deletes deployments (pruning beyond `retain`).
     async fn delete_deployments(&self, service: &str, stage: &str, ids: &[u64]) -> Result<(), AwsError>;
 
     /// Takes the lease `name` ("stage:dev", "publish:shop-api") for `owner` unless another
     /// owner holds it unexpired. Conditional write: of many racing, exactly one wins.
-    async fn acquire(&self, service: &str, name: &str, owner: &str, lease: Duration, now: DateTime<Utc>) -> Result<LockOutcome, AwsError>;
+    async fn acquire(
+        &self,
+        service: &str,
+        name: &str,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LockOutcome, AwsError>;
     /// Releases the lease if `owner` holds it; `Ok(false)` if it did not (nothing changed).
     async fn release(&self, service: &str, name: &str, owner: &str) -> Result<bool, AwsError>;
     /// The lease `name`, if held (expired or not).

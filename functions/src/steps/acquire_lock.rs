@@ -33,11 +33,9 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Lock, StepError> {
             tracing::info!(owner = %lock.owner, expires_at = %lock.expires_at, "stage locked");
             Ok(lock)
         }
-        LockOutcome::Held(lock) => Err(StepError::StageLocked {
-            stage: input.stage,
-            holder: lock.owner,
-            until: lock.expires_at.to_rfc3339(),
-        }),
+        LockOutcome::Held(lock) => {
+            Err(StepError::StageLocked { stage: input.stage, holder: lock.owner, until: lock.expires_at.to_rfc3339() })
+        }
     }
 }
 

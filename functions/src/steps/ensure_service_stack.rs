@@ -42,7 +42,12 @@ pub async fn run(input: Input, deps: &Deps) -> Result<StackResult, StepError> {
     let manifest = &input.manifest;
     let stack = naming::service_stack_name(&manifest.service).map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
     let template = template::service_template(manifest);
-    let target = Target { stack: &stack, region: &manifest.region, template: &template, parameters: parameters(&template, deps) };
+    let target = Target {
+        stack: &stack,
+        region: &manifest.region,
+        template: &template,
+        parameters: parameters(&template, deps),
+    };
     let stacks = deps.regions.stacks(&manifest.region);
     let tools = Tools { stacks: stacks.as_ref(), artifacts: deps.artifacts.as_ref(), settings: &deps.settings };
     let recorded = input.service_record.as_ref().map(|r| (r.template_hash.as_str(), &r.outputs));

@@ -43,8 +43,7 @@ macro_rules! call {
     ($step:ident, $input:expr, $deps:expr) => {{
         let input = serde_json::from_value($input).map_err(|e| StepError::InputInvalid(e.to_string()))?;
         let output = $step::run(input, $deps).await?;
-        serde_json::to_value(output)
-            .map_err(|e| StepError::InputInvalid(format!("the step's output is not JSON: {e}")))
+        serde_json::to_value(output).map_err(|e| StepError::InputInvalid(format!("the step's output is not JSON: {e}")))
     }};
 }
 

@@ -45,7 +45,10 @@ pub struct Input {
 /// Turns "the history table does not exist" into the advice to bootstrap.
 pub fn not_bootstrapped(error: AwsError) -> StepError {
     if error.code == "ResourceNotFoundException" {
-        StepError::NotBootstrapped(format!("the history table {} does not exist in this account and region", crate::aws::TABLE))
+        StepError::NotBootstrapped(format!(
+            "the history table {} does not exist in this account and region",
+            crate::aws::TABLE
+        ))
     } else {
         StepError::Aws(error)
     }
@@ -110,9 +113,10 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
 
     let mut functions = Vec::with_capacity(manifest.functions.len());
     for name in manifest.functions.keys() {
-        let artifact = request.artifacts.get(name).cloned().ok_or_else(|| {
-            StepError::InputInvalid(format!("artifacts.{name}: no code given for function {name}"))
-        })?;
+        let artifact =
+            request.artifacts.get(name).cloned().ok_or_else(|| {
+                StepError::InputInvalid(format!("artifacts.{name}: no code given for function {name}"))
+            })?;
         if !uploaded.contains(&artifact.key) {
             return Err(StepError::ArtifactMissing { function: name.clone(), key: artifact.key });
         }

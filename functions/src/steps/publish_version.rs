@@ -119,7 +119,8 @@ async fn publish(input: &Input, config: &FunctionConfig, deps: &Deps) -> Result<
     let mut revision = latest.clone();
     let architecture_changed = latest.config.as_ref().is_none_or(|c| c.architecture != config.architecture);
     if latest.code_sha256 != function.artifact.code_sha256 || architecture_changed {
-        revision = lambda.update_code(name, &deps.settings.bucket, &function.artifact.key, &config.architecture).await?;
+        revision =
+            lambda.update_code(name, &deps.settings.bucket, &function.artifact.key, &config.architecture).await?;
         settled(name, &revision)?;
     }
     if latest.config.as_ref() != Some(config) {
@@ -148,4 +149,3 @@ fn settled(function: &str, revision: &Revision) -> Result<(), StepError> {
         UpdateStatus::Successful | UpdateStatus::InProgress => Ok(()),
     }
 }
-

@@ -78,9 +78,7 @@ pub struct Plan {
 impl Plan {
     /// The stage, or an error for steps that need one.
     pub fn stage(&self) -> Result<&str, crate::error::StepError> {
-        self.stage
-            .as_deref()
-            .ok_or_else(|| crate::error::StepError::InputInvalid("this step needs a stage".to_owned()))
+        self.stage.as_deref().ok_or_else(|| crate::error::StepError::InputInvalid("this step needs a stage".to_owned()))
     }
 }
 

@@ -28,11 +28,16 @@ pub struct Output {
 }
 
 /// The records whose alias must move: new version, or a function the stage did not have.
-pub fn changes<'a>(functions: &'a [FunctionPlan], published: &'a [Published]) -> Vec<(&'a Published, Option<&'a FunctionPlan>)> {
+pub fn changes<'a>(
+    functions: &'a [FunctionPlan],
+    published: &'a [Published],
+) -> Vec<(&'a Published, Option<&'a FunctionPlan>)> {
     published
         .iter()
         .map(|p| (p, functions.iter().find(|f| f.name == p.name)))
-        .filter(|(p, plan)| plan.and_then(|f| f.previous.as_ref()).is_none_or(|previous| previous.version != p.record.version))
+        .filter(|(p, plan)| {
+            plan.and_then(|f| f.previous.as_ref()).is_none_or(|previous| previous.version != p.record.version)
+        })
         .collect()
 }
 

@@ -43,20 +43,13 @@ pub struct Output {
 /// Adds the API's permissions on the stage's aliases.
 #[tracing::instrument(name = "WireStage", skip_all, fields(stage = %input.stage))]
 pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
-    let routed: BTreeSet<&str> = input
-        .manifest
-        .api
-        .as_ref()
-        .map(|api| api.routes.values().map(String::as_str).collect())
-        .unwrap_or_default();
+    let routed: BTreeSet<&str> =
+        input.manifest.api.as_ref().map(|api| api.routes.values().map(String::as_str).collect()).unwrap_or_default();
     let api_id = input.service_stack.outputs.get("RestApiId");
     let targets: Vec<FunctionRecord> = match api_id {
-        Some(_) => input
-            .published
-            .iter()
-            .filter(|p| routed.contains(p.name.as_str()))
-            .map(|p| p.record.clone())
-            .collect(),
+        Some(_) => {
+            input.published.iter().filter(|p| routed.contains(p.name.as_str())).map(|p| p.record.clone()).collect()
+        }
         None => Vec::new(),
     };
     let mut digest = Sha256::new();
@@ -65,7 +58,8 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         digest.update(format!("\n{}/{}", target.region, target.function_name).as_bytes());
     }
     let hash = hex::encode(digest.finalize());
-    let recorded = input.stage_record.as_ref().filter(|r| r.state == StageState::Active).and_then(|r| r.wiring_hash.as_deref());
+    let recorded =
+        input.stage_record.as_ref().filter(|r| r.state == StageState::Active).and_then(|r| r.wiring_hash.as_deref());
     let (Some(api_id), false) = (api_id, recorded == Some(hash.as_str())) else {
         return Ok(Output { hash, added: 0 });
     };

@@ -45,10 +45,8 @@ fn machine(definition: Value) -> Arc<StateMachine> {
 }
 
 fn map_of_tasks(max_concurrency: u64) -> Arc<StateMachine> {
-    machine(
-        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": max_concurrency, "End": true,
-        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}}}}}),
-    )
+    machine(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": max_concurrency, "End": true,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}}}}}))
 }
 
 fn engine(machine: Arc<StateMachine>, tasks: Arc<dyn TaskHandler>) -> Engine {
@@ -60,21 +58,11 @@ async fn map_iterations_run_concurrently_up_to_max_concurrency() {
     let items: Vec<u64> = (0..10).collect();
     for (bound, expected_most) in [(1, 1), (3, 3), (0, 10), (25, 10)] {
         let tasks = Arc::new(Counting::default());
-        let execution = engine(map_of_tasks(bound), tasks.clone())
-            .run(json!(items))
-            .await;
-        assert_eq!(
-            execution.status,
-            ExecutionStatus::Succeeded,
-            "{execution:?}"
-        );
+        let execution = engine(map_of_tasks(bound), tasks.clone()).run(json!(items)).await;
+        assert_eq!(execution.status, ExecutionStatus::Succeeded, "{execution:?}");
         assert_eq!(execution.output, Some(json!(items)));
         assert_eq!(tasks.calls.load(Ordering::SeqCst), 10);
-        assert_eq!(
-            tasks.most.load(Ordering::SeqCst),
-            expected_most,
-            "MaxConcurrency {bound}"
-        );
+        assert_eq!(tasks.most.load(Ordering::SeqCst), expected_most, "MaxConcurrency {bound}");
         assert_eq!(execution.transitions, 11);
     }
 }
@@ -83,10 +71,8 @@ async fn map_iterations_run_concurrently_up_to_max_concurrency() {
 async fn parallel_branches_run_at_the_same_time() {
     // State names are unique across the whole machine, branches included.
     let branch = |name: &str| json!({"StartAt": name, "States": {name: {"Type": "Task", "Resource": FN, "End": true}}});
-    let m = machine(
-        json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
-        "Branches": [branch("A"), branch("B"), branch("C")]}}}),
-    );
+    let m = machine(json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
+        "Branches": [branch("A"), branch("B"), branch("C")]}}}));
     let tasks = Arc::new(Counting::default());
     let execution = engine(m, tasks.clone()).run(json!(1)).await;
     assert_eq!(execution.output, Some(json!([1, 1, 1])));
@@ -95,17 +81,12 @@ async fn parallel_branches_run_at_the_same_time() {
 
 #[tokio::test]
 async fn events_stream_in_order_and_carry_their_scope() {
-    let m = machine(
-        json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+    let m = machine(json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
         {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
         {"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 1, "End": true,
-            "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}}}}}]}}}),
-    );
+            "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}}}}}]}}}));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let execution = engine(m, Arc::new(Counting::default()))
-        .with_events(tx)
-        .run(json!(["x", "y"]))
-        .await;
+    let execution = engine(m, Arc::new(Counting::default())).with_events(tx).run(json!(["x", "y"])).await;
     let mut streamed = Vec::new();
     while let Ok(event) = rx.try_recv() {
         streamed.push(event);
@@ -113,17 +94,11 @@ async fn events_stream_in_order_and_carry_their_scope() {
     assert_eq!(streamed, execution.events);
     let ids: Vec<u64> = streamed.iter().map(|e| e.id).collect();
     assert_eq!(ids, (1..=streamed.len() as u64).collect::<Vec<_>>());
-    let task_scopes: Vec<&Vec<(String, usize)>> = streamed
-        .iter()
-        .filter(|e| matches!(&e.kind, EventKind::TaskScheduled { .. }))
-        .map(|e| &e.scope)
-        .collect();
+    let task_scopes: Vec<&Vec<(String, usize)>> =
+        streamed.iter().filter(|e| matches!(&e.kind, EventKind::TaskScheduled { .. })).map(|e| &e.scope).collect();
     assert_eq!(
         task_scopes,
-        vec![
-            &vec![("P".to_owned(), 1), ("M".to_owned(), 0)],
-            &vec![("P".to_owned(), 1), ("M".to_owned(), 1)]
-        ]
+        vec![&vec![("P".to_owned(), 1), ("M".to_owned(), 0)], &vec![("P".to_owned(), 1), ("M".to_owned(), 1)]]
     );
     let iteration_scopes: Vec<&Vec<(String, usize)>> = streamed
         .iter()
@@ -131,9 +106,7 @@ async fn events_stream_in_order_and_carry_their_scope() {
         .map(|e| &e.scope)
         .collect();
     assert_eq!(iteration_scopes, vec![&vec![("P".to_owned(), 1)]; 2]);
-    assert!(streamed
-        .windows(2)
-        .all(|w| w[0].timestamp <= w[1].timestamp));
+    assert!(streamed.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
     let json = serde_json::to_value(&streamed[1]).unwrap();
     assert_eq!(json["kind"]["type"], "StateEntered");
     assert_eq!(json["kind"]["state_type"], "Parallel");
@@ -181,16 +154,10 @@ async fn a_task_past_its_timeout_fails_with_states_timeout() {
               "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "Wrong"}, {"ErrorEquals": ["States.Timeout"], "Next": "Done"}]},
         "Wrong": {"Type": "Fail"},
         "Done": {"Type": "Pass", "End": true}}}));
-    let execution = Engine::new(m, Arc::new(Never))
-        .with_clock(Arc::new(ExpiringClock))
-        .run(json!({}))
-        .await;
+    let execution = Engine::new(m, Arc::new(Never)).with_clock(Arc::new(ExpiringClock)).run(json!({})).await;
     assert_eq!(execution.output, Some(json!({"Error": "States.Timeout"})));
     let types: Vec<String> = execution.events.iter().map(|e| e.kind.aws_type()).collect();
-    assert!(
-        types.contains(&"LambdaFunctionTimedOut".to_owned()),
-        "{types:?}"
-    );
+    assert!(types.contains(&"LambdaFunctionTimedOut".to_owned()), "{types:?}");
 }
 
 #[tokio::test]
@@ -198,10 +165,7 @@ async fn an_execution_past_its_timeout_fails() {
     let m = machine(
         json!({"TimeoutSeconds": 60, "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}}),
     );
-    let execution = Engine::new(m, Arc::new(Never))
-        .with_clock(Arc::new(ExpiringClock))
-        .run(json!({}))
-        .await;
+    let execution = Engine::new(m, Arc::new(Never)).with_clock(Arc::new(ExpiringClock)).run(json!({})).await;
     assert_eq!(execution.status, ExecutionStatus::Failed);
     assert_eq!(execution.error.as_deref(), Some("States.Timeout"));
 }
@@ -228,10 +192,8 @@ async fn a_task_result_over_256_kib_fails_the_task_and_can_be_caught() {
     let execution = engine(m, Arc::new(tasks)).run(json!({})).await;
     assert_eq!(
         execution.output,
-        Some(
-            json!({"Error": "States.DataLimitExceeded", "Cause": format!(
-            "The state/task '{FN}' returned a result with a size exceeding the maximum number of bytes service limit.")})
-        )
+        Some(json!({"Error": "States.DataLimitExceeded", "Cause": format!(
+            "The state/task '{FN}' returned a result with a size exceeding the maximum number of bytes service limit.")}))
     );
 }
 
@@ -240,10 +202,7 @@ async fn a_loop_that_never_ends_stops_at_the_history_limit() {
     let m = machine(
         json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}),
     );
-    let execution = engine(m, Arc::new(Counting::default()))
-        .with_history_limit(100)
-        .run(json!({}))
-        .await;
+    let execution = engine(m, Arc::new(Counting::default())).with_history_limit(100).run(json!({})).await;
     assert_eq!(execution.status, ExecutionStatus::Failed);
     assert_eq!(execution.error.as_deref(), Some("States.Runtime"));
     assert!(execution.events.len() <= 102);
@@ -262,43 +221,27 @@ async fn a_wait_until_a_future_timestamp_sleeps_until_then() {
         .run(json!({"at": "2030-01-01T00:00:30.500Z"}))
         .await;
     assert_eq!(execution.status, ExecutionStatus::Succeeded);
-    assert_eq!(
-        clock.sleeps(),
-        vec![Duration::ZERO, Duration::from_millis(30_500)]
-    );
+    assert_eq!(clock.sleeps(), vec![Duration::ZERO, Duration::from_millis(30_500)]);
 }
 
 #[tokio::test]
 async fn lambda_invoke_gets_the_parameters_and_returns_the_integration_result() {
-    let tasks = FunctionRouter::new().function("plan", |payload: Value| async move {
-        Ok(json!({"planned": payload["stage"]}))
-    });
+    let tasks = FunctionRouter::new()
+        .function("plan", |payload: Value| async move { Ok(json!({"planned": payload["stage"]})) });
     let m = machine(
         json!({"StartAt": "Plan", "States": {"Plan": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:111111111111:function:plan:live", "Payload.$": "$"},
         "ResultSelector": {"plan.$": "$.Payload", "code.$": "$.StatusCode"}, "ResultPath": "$.result", "End": true}}}),
     );
-    let execution = engine(m, Arc::new(tasks))
-        .run(json!({"stage": "prod"}))
-        .await;
-    assert_eq!(
-        execution.output,
-        Some(json!({"stage": "prod", "result": {"plan": {"planned": "prod"}, "code": 200}}))
-    );
+    let execution = engine(m, Arc::new(tasks)).run(json!({"stage": "prod"})).await;
+    assert_eq!(execution.output, Some(json!({"stage": "prod", "result": {"plan": {"planned": "prod"}, "code": 200}})));
 }
 
 #[tokio::test]
 async fn an_unknown_function_fails_as_lambda_does() {
-    let m = machine(
-        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}}),
-    );
-    let execution = engine(m, Arc::new(FunctionRouter::new()))
-        .run(json!({}))
-        .await;
-    assert_eq!(
-        execution.error.as_deref(),
-        Some("Lambda.ResourceNotFoundException")
-    );
+    let m = machine(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}}));
+    let execution = engine(m, Arc::new(FunctionRouter::new())).run(json!({})).await;
+    assert_eq!(execution.error.as_deref(), Some("Lambda.ResourceNotFoundException"));
 }
 
 #[test]
@@ -314,16 +257,8 @@ fn backoff_grows_by_the_rate_up_to_the_maximum() {
     let delays: Vec<Duration> = (0..4).map(|n| backoff(&retrier, n)).collect();
     assert_eq!(
         delays,
-        vec![
-            Duration::from_secs(3),
-            Duration::from_millis(4500),
-            Duration::from_secs(5),
-            Duration::from_secs(5)
-        ]
+        vec![Duration::from_secs(3), Duration::from_millis(4500), Duration::from_secs(5), Duration::from_secs(5)]
     );
-    let jittered = Retrier {
-        full_jitter: true,
-        ..retrier
-    };
+    let jittered = Retrier { full_jitter: true, ..retrier };
     assert!((0..50).all(|n| backoff(&jittered, n % 3) <= Duration::from_secs(5)));
 }

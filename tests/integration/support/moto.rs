@@ -86,8 +86,6 @@ impl Intercept for MotoAccount {
 pub struct Account {
     /// The 12-digit account id.
     pub id: String,
-    /// The moto endpoint.
-    pub endpoint: String,
     /// SDK settings that reach moto as this account.
     pub sdk: Sdk,
 }
@@ -106,5 +104,5 @@ pub async fn account() -> Account {
         .load()
         .await;
     let sdk = Sdk::new(config).with_interceptor(SharedInterceptor::new(MotoAccount(id.clone())));
-    Account { id, endpoint: server.endpoint.clone(), sdk }
+    Account { id, sdk }
 }

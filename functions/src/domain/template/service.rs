@@ -7,8 +7,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    document, function, log_group, output, parameter, ARTIFACT_BUCKET, FUNCTION_ROLE_ARN,
-    PLACEHOLDER_KEY, REST_API_ID, REST_API_ROOT_RESOURCE_ID,
+    document, function, log_group, output, parameter, ARTIFACT_BUCKET, FUNCTION_ROLE_ARN, PLACEHOLDER_KEY, REST_API_ID,
+    REST_API_ROOT_RESOURCE_ID,
 };
 use crate::domain::manifest::{split_route, ApiSpec, LogsMode, Manifest};
 use crate::domain::naming;
@@ -36,75 +36,39 @@ pub fn service_template(m: &Manifest) -> Value {
             json!({ "Fn::GetAtt": ["FunctionRole", "Arn"] })
         }
     };
-    let shared: Vec<&String> = m
-        .functions
-        .iter()
-        .filter(|(_, spec)| !spec.instance_per_stage)
-        .map(|(name, _)| name)
-        .collect();
+    let shared: Vec<&String> =
+        m.functions.iter().filter(|(_, spec)| !spec.instance_per_stage).map(|(name, _)| name).collect();
     if !shared.is_empty() {
-        parameters.insert(
-            ARTIFACT_BUCKET.to_owned(),
-            parameter("The bucket of aliasflow's code artifacts."),
-        );
-        parameters.insert(
-            PLACEHOLDER_KEY.to_owned(),
-            parameter("The placeholder zip that new functions start with."),
-        );
+        parameters.insert(ARTIFACT_BUCKET.to_owned(), parameter("The bucket of aliasflow's code artifacts."));
+        parameters.insert(PLACEHOLDER_KEY.to_owned(), parameter("The placeholder zip that new functions start with."));
     }
     for name in shared {
         let id = naming::logical_id(name);
         let physical = naming::function_name_unchecked(&m.service, None, name);
         let log_group_id = (m.logs == LogsMode::Service).then(|| format!("{id}LogGroup"));
         if let Some(log_group_id) = &log_group_id {
-            resources.insert(
-                log_group_id.clone(),
-                log_group(&naming::log_group_name(&m.service, None, name)),
-            );
+            resources.insert(log_group_id.clone(), log_group(&naming::log_group_name(&m.service, None, name)));
         }
-        resources.insert(
-            format!("{id}Function"),
-            function(m, name, &physical, &role, log_group_id.as_deref()),
-        );
+        resources.insert(format!("{id}Function"), function(m, name, &physical, &role, log_group_id.as_deref()));
     }
-    resources.extend(
-        m.resources
-            .iter()
-            .map(|(id, resource)| (id.clone(), resource.clone())),
-    );
+    resources.extend(m.resources.iter().map(|(id, resource)| (id.clone(), resource.clone())));
 
     if let Some(api) = &m.api {
         resources.extend(api_resources(m, api));
         outputs.insert(
             REST_API_ID.to_owned(),
-            output(
-                "The REST API; each stage stack deploys a stage of it.",
-                &json!({ "Ref": "RestApi" }),
-            ),
+            output("The REST API; each stage stack deploys a stage of it.", &json!({ "Ref": "RestApi" })),
         );
         outputs.insert(
             REST_API_ROOT_RESOURCE_ID.to_owned(),
-            output(
-                "The REST API's root resource.",
-                &json!({ "Fn::GetAtt": ["RestApi", "RootResourceId"] }),
-            ),
+            output("The REST API's root resource.", &json!({ "Fn::GetAtt": ["RestApi", "RootResourceId"] })),
         );
     }
-    outputs.insert(
-        FUNCTION_ROLE_ARN.to_owned(),
-        output("The functions' execution role.", &role),
-    );
-    outputs.extend(
-        m.outputs
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone())),
-    );
+    outputs.insert(FUNCTION_ROLE_ARN.to_owned(), output("The functions' execution role.", &role));
+    outputs.extend(m.outputs.iter().map(|(name, value)| (name.clone(), value.clone())));
 
     document(
-        format!(
-            "aliasflow service stack of {}: function definitions and service resources",
-            m.service
-        ),
+        format!("aliasflow service stack of {}: function definitions and service resources", m.service),
         parameters,
         resources,
         outputs,
@@ -119,10 +83,7 @@ fn role(service: &str) -> Value {
         let arn = format!("arn:${{AWS::Partition}}:logs:*:${{AWS::AccountId}}:log-group:{pattern}");
         json!({ "Fn::Sub": arn })
     };
-    let groups = [
-        group(format!("/aws/lambda/{service}-*")),
-        group(format!("/aws/lambda/{service}/*")),
-    ];
+    let groups = [group(format!("/aws/lambda/{service}-*")), group(format!("/aws/lambda/{service}/*"))];
     json!({
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -168,15 +129,10 @@ pub(super) fn api_resources(m: &Manifest, api: &ApiSpec) -> Map<String, Value> {
             (method, segments, function)
         })
         .collect();
-    let paths: BTreeSet<Vec<&str>> = routes
-        .iter()
-        .flat_map(|(_, segments, _)| (1..=segments.len()).map(|n| segments[..n].to_vec()))
-        .collect();
-    let resource_ids = unique_ids(
-        paths
-            .iter()
-            .map(|path| (path.join("/"), format!("Api{}Resource", pascal_path(path)))),
-    );
+    let paths: BTreeSet<Vec<&str>> =
+        routes.iter().flat_map(|(_, segments, _)| (1..=segments.len()).map(|n| segments[..n].to_vec())).collect();
+    let resource_ids =
+        unique_ids(paths.iter().map(|path| (path.join("/"), format!("Api{}Resource", pascal_path(path)))));
     for path in &paths {
         let parent = match path.split_last() {
             Some((_, parent)) if !parent.is_empty() => {
@@ -199,11 +155,7 @@ pub(super) fn api_resources(m: &Manifest, api: &ApiSpec) -> Map<String, Value> {
     }
 
     let method_ids = unique_ids(routes.iter().map(|(method, segments, _)| {
-        let id = format!(
-            "Api{}{}Method",
-            naming::logical_id(&method.to_ascii_lowercase()),
-            pascal_path(segments)
-        );
+        let id = format!("Api{}{}Method", naming::logical_id(&method.to_ascii_lowercase()), pascal_path(segments));
         (format!("{method} /{}", segments.join("/")), id)
     }));
     for (method, segments, function) in &routes {
@@ -212,10 +164,7 @@ pub(super) fn api_resources(m: &Manifest, api: &ApiSpec) -> Map<String, Value> {
         } else {
             json!({ "Ref": resource_ids[&segments.join("/")] })
         };
-        let instance = m
-            .functions
-            .get(*function)
-            .is_some_and(|f| f.instance_per_stage);
+        let instance = m.functions.get(*function).is_some_and(|f| f.instance_per_stage);
         // `${!x}` is Fn::Sub's escape for a literal `${x}`: the stage variable API Gateway fills.
         let target = if instance {
             format!("{}-${{!stageVariables.alias}}-{function}", m.service)
@@ -287,11 +236,8 @@ mod tests {
     }
 
     fn example() -> Manifest {
-        Manifest::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../examples/shop/aliasflow.yaml"),
-        )
-        .unwrap()
+        Manifest::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop/aliasflow.yaml"))
+            .unwrap()
     }
 
     #[test]
@@ -310,25 +256,13 @@ mod tests {
             api["Code"],
             json!({ "S3Bucket": { "Ref": "ArtifactBucket" }, "S3Key": { "Ref": "PlaceholderKey" } })
         );
-        assert_eq!(
-            api["Role"],
-            json!({ "Fn::GetAtt": ["FunctionRole", "Arn"] })
-        );
+        assert_eq!(api["Role"], json!({ "Fn::GetAtt": ["FunctionRole", "Arn"] }));
         assert_eq!(api["Architectures"], json!(["arm64"]));
         for configured in ["MemorySize", "Timeout", "Environment", "Description"] {
-            assert!(
-                api.get(configured).is_none(),
-                "{configured} is set through the Lambda API"
-            );
+            assert!(api.get(configured).is_none(), "{configured} is set through the Lambda API");
         }
-        assert!(
-            template["Resources"].get("ThumbnailerFunction").is_none(),
-            "instance per stage: in the stage stacks"
-        );
-        assert_eq!(
-            parameter_names(&template),
-            ["ArtifactBucket", "PlaceholderKey"]
-        );
+        assert!(template["Resources"].get("ThumbnailerFunction").is_none(), "instance per stage: in the stage stacks");
+        assert_eq!(parameter_names(&template), ["ArtifactBucket", "PlaceholderKey"]);
     }
 
     #[test]
@@ -338,10 +272,7 @@ mod tests {
             "service: shop\nregion: us-east-1\nrole: {arn}\nfunctions: {{ api: {{ code: a }} }}\n"
         )));
         assert!(template["Resources"].get("FunctionRole").is_none());
-        assert_eq!(
-            template["Resources"]["ApiFunction"]["Properties"]["Role"],
-            arn
-        );
+        assert_eq!(template["Resources"]["ApiFunction"]["Properties"]["Role"], arn);
         assert_eq!(template["Outputs"]["FunctionRoleArn"]["Value"], arn);
     }
 
@@ -351,24 +282,18 @@ mod tests {
             "service: shop\nregion: us-east-1\nlogs: stage\nfunctions: { api: { code: a } }\n",
         ));
         assert!(template["Resources"].get("ApiLogGroup").is_none());
-        assert!(template["Resources"]["ApiFunction"]["Properties"]
-            .get("LoggingConfig")
-            .is_none());
+        assert!(template["Resources"]["ApiFunction"]["Properties"].get("LoggingConfig").is_none());
     }
 
     #[test]
     fn the_role_may_write_only_to_this_services_log_groups() {
         let template = service_template(&example());
-        let statement = &template["Resources"]["FunctionRole"]["Properties"]["Policies"][0]
-            ["PolicyDocument"]["Statement"][0];
-        assert_eq!(
-            statement["Action"],
-            json!(["logs:CreateLogStream", "logs:PutLogEvents"])
-        );
+        let statement =
+            &template["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0];
+        assert_eq!(statement["Action"], json!(["logs:CreateLogStream", "logs:PutLogEvents"]));
         let resources = render(&statement["Resource"]);
         assert!(
-            resources.contains("log-group:/aws/lambda/shop-*")
-                && resources.contains("log-group:/aws/lambda/shop/*"),
+            resources.contains("log-group:/aws/lambda/shop-*") && resources.contains("log-group:/aws/lambda/shop/*"),
             "{resources}"
         );
     }
@@ -405,28 +330,12 @@ api:
                 "ApiPutThumbsMethod"
             ]
         );
-        assert_eq!(
-            resources["ApiOrdersIdResource"]["Properties"]["ParentId"],
-            json!({ "Ref": "ApiOrdersResource" })
-        );
-        assert_eq!(
-            resources["ApiOrdersIdResource"]["Properties"]["PathPart"],
-            "{id}"
-        );
-        let uri = resources["ApiGetOrdersIdMethod"]["Properties"]["Integration"]["Uri"]["Fn::Sub"]
-            .as_str()
-            .unwrap();
-        assert!(
-            uri.ends_with(":function:shop-api:${!stageVariables.alias}/invocations"),
-            "{uri}"
-        );
-        let uri = resources["ApiPutThumbsMethod"]["Properties"]["Integration"]["Uri"]["Fn::Sub"]
-            .as_str()
-            .unwrap();
-        assert!(
-            uri.ends_with(":function:shop-${!stageVariables.alias}-thumb/invocations"),
-            "{uri}"
-        );
+        assert_eq!(resources["ApiOrdersIdResource"]["Properties"]["ParentId"], json!({ "Ref": "ApiOrdersResource" }));
+        assert_eq!(resources["ApiOrdersIdResource"]["Properties"]["PathPart"], "{id}");
+        let uri = resources["ApiGetOrdersIdMethod"]["Properties"]["Integration"]["Uri"]["Fn::Sub"].as_str().unwrap();
+        assert!(uri.ends_with(":function:shop-api:${!stageVariables.alias}/invocations"), "{uri}");
+        let uri = resources["ApiPutThumbsMethod"]["Properties"]["Integration"]["Uri"]["Fn::Sub"].as_str().unwrap();
+        assert!(uri.ends_with(":function:shop-${!stageVariables.alias}-thumb/invocations"), "{uri}");
     }
 
     #[test]
@@ -443,15 +352,10 @@ api:
 ",
         );
         let resources = api_resources(&m, m.api.as_ref().unwrap());
-        let methods: Vec<&String> = resources
-            .keys()
-            .filter(|id| id.contains("Method"))
-            .collect();
+        let methods: Vec<&String> = resources.keys().filter(|id| id.contains("Method")).collect();
         assert_eq!(methods.len(), 2, "{methods:?}");
         assert!(
-            methods
-                .iter()
-                .all(|id| id.starts_with("ApiGetAB") && id.len() == "ApiGetABMethod".len() + 8),
+            methods.iter().all(|id| id.starts_with("ApiGetAB") && id.len() == "ApiGetABMethod".len() + 8),
             "{methods:?}"
         );
     }
