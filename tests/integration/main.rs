@@ -5,4 +5,5 @@ mod support;
 mod adapters;
 mod bootstrap;
 mod deploy;
+mod faults;
 mod history;
