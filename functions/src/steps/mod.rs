@@ -75,3 +75,67 @@ where
 {
     futures::stream::iter(items).map(work).buffer_unordered(limit.max(1)).collect().await
 }
+
+/// Errors the Lambda service raises for an invocation (not a step): the definitions retry them.
+pub const LAMBDA_SERVICE_ERRORS: &[&str] = &[
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn definitions() -> Vec<(String, String)> {
+        let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../statemachines");
+        let mut found: Vec<(String, String)> = std::fs::read_dir(&folder)
+            .expect("statemachines/ exists")
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.to_string_lossy().ends_with(".asl.json"))
+            .map(|path| (path.display().to_string(), std::fs::read_to_string(&path).expect("readable")))
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn arn(step: &str) -> String {
+        format!("arn:aws:lambda:us-east-1:000000000000:function:{step}")
+    }
+
+    #[test]
+    fn every_definition_lints_clean_against_the_step_registry_and_error_names() {
+        let substitutions: BTreeMap<String, String> =
+            NAMES.iter().map(|name| (format!("{name}FunctionArn"), arn(name))).collect();
+        let resources: BTreeSet<String> = NAMES.iter().map(|name| arn(name)).collect();
+        let errors: BTreeSet<String> =
+            StepError::NAMES.iter().chain(LAMBDA_SERVICE_ERRORS).map(|e| (*e).to_owned()).collect();
+        let definitions = definitions();
+        assert!(definitions.iter().any(|(path, _)| path.ends_with("deploy.asl.json")));
+        let mut used = BTreeSet::new();
+        for (path, text) in &definitions {
+            let text = statemachines::substitute(text, &substitutions)
+                .unwrap_or_else(|e| panic!("{path}: a Task names no registered step: {e}"));
+            let findings = statemachines::lint(text.as_str(), &resources, &errors);
+            assert!(findings.is_empty(), "{path}: {findings:#?}");
+            let machine = statemachines::StateMachine::from_json(&text).expect("lints clean, so it loads");
+            used.extend(machine.resources().into_keys());
+        }
+        let unused: Vec<&&str> = NAMES.iter().filter(|name| !used.contains(&arn(name))).collect();
+        assert!(unused.is_empty(), "steps no definition calls: {unused:?}");
+    }
+
+    #[test]
+    fn the_lint_catches_an_unknown_step_and_an_unknown_error_name() {
+        let definition = r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:Nope",
+            "Retry": [{"ErrorEquals": ["NoSuchError"]}], "End": true}}}"#;
+        let resources: BTreeSet<String> = NAMES.iter().map(|name| arn(name)).collect();
+        let errors: BTreeSet<String> = StepError::NAMES.iter().map(|e| (*e).to_owned()).collect();
+        assert_eq!(statemachines::lint(definition, &resources, &errors).len(), 2);
+    }
+}
