@@ -197,3 +197,65 @@ async fn commands_before_bootstrap_say_to_run_it() {
     assert_eq!(err.error_type(), "NotBootstrapped", "{err}");
     assert!(err.to_string().contains("aliasflow bootstrap"), "{err}");
 }
+
+#[tokio::test]
+async fn a_deploy_completes_with_a_quarter_of_all_aws_calls_throttled() {
+    let (account, throttling) = moto::throttled_account(4).await;
+    let world = World { account, example: Workspace::example("shop") };
+    world.ok(&["bootstrap"]).await;
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    world.example.edit("functions/api/bootstrap", |text| format!("{text}\n# a code change\n"));
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    assert!(throttling.throttled() * 4 >= throttling.requests() - 3, "one request in four was throttled");
+    let rows = world.versions("dev").await;
+    assert!(rows.iter().all(|(_, version, recorded, drift)| version == recorded && !drift), "{rows:?}");
+    let history = world.ok(&["history", "--stage", "dev"]).await;
+    assert!(history.as_array().is_some_and(|d| d.len() == 2 && d.iter().all(|d| d["status"] == "succeeded")));
+}
+
+#[tokio::test]
+async fn the_service_stack_is_created_then_left_alone_then_updated_when_its_template_changes() {
+    let world = World::new().await;
+    assert_eq!(world.ok(&["deploy"]).await["result"]["operation"], "created");
+
+    let app = world.app();
+    let unchanged = world.run_with(&app, &["deploy"]).await.expect("no-op");
+    assert_eq!(unchanged.json["result"]["operation"], "none");
+    assert_eq!(count(&app, "CloudFormation"), 0, "an unchanged template makes no stack call");
+
+    world.example.edit("aliasflow.yaml", |text| {
+        text.replace(
+            "resources:                         # service stack",
+            "resources:\n  Logs:\n    Type: AWS::S3::Bucket\n  # service stack",
+        )
+    });
+    let app = world.app();
+    let updated = world.run_with(&app, &["deploy"]).await.expect("update");
+    assert_eq!(updated.json["result"]["operation"], "updated", "{}", updated.json);
+    assert_eq!(updated.json["stack_operations"], 1);
+}
+
+#[tokio::test]
+async fn flipping_instance_per_stage_moves_the_function_between_stacks_and_keeps_its_history() {
+    let world = World::new().await;
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    world.example.edit("aliasflow.yaml", |text| {
+        text.replace("      MODE: batch ", "      MODE: batch\n    instance_per_stage: true ")
+    });
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    let status = world.ok(&["status", "--stage", "dev"]).await;
+    let worker = status.as_array().and_then(|rows| rows.iter().find(|r| r["function"] == "worker")).cloned();
+    let worker = worker.expect("worker in status");
+    assert_eq!(worker["function_name"], "shop-dev-worker", "{worker}");
+    assert_eq!(worker["drift"], false, "{worker}");
+    let history = world.ok(&["history", "--stage", "dev"]).await;
+    let names: Vec<&str> = history
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|d| {
+            d["functions"].as_array()?.iter().find(|f| f["function"] == "worker")?["function_name"].as_str()
+        })
+        .collect();
+    assert_eq!(names, ["shop-dev-worker", "shop-worker"], "one history under the manifest key, newest first");
+}

@@ -16,6 +16,7 @@ use aws_config::retry::{RetryConfig, RetryMode};
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -92,11 +93,33 @@ pub struct Account {
 
 /// A fresh account on the shared moto server.
 pub async fn account() -> Account {
+    account_through(None).await
+}
+
+/// A fresh account of which every `every`-th request is throttled before it reaches moto.
+pub async fn throttled_account(every: u64) -> (Account, super::throttle::Throttling) {
+    // Plain HTTP: moto listens on loopback without TLS.
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let throttling = super::throttle::Throttling::new(inner, every);
+    (account_through(Some(SharedHttpClient::new(throttling.clone()))).await, throttling)
+}
+
+async fn account_through(http_client: Option<SharedHttpClient>) -> Account {
     let server = server();
     let n = NEXT_ACCOUNT.fetch_add(1, Ordering::SeqCst);
     let id = format!("{:012}", 100_000_000_000 + u64::from(std::process::id()) * 1000 + n);
     let retry = RetryConfig::standard().with_retry_mode(RetryMode::Adaptive).with_max_attempts(8);
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    // Throttled tests keep aliasflow's attempts but back off for milliseconds, not seconds (and
+    // without adaptive rate limiting, which would pace a whole test at its slowest).
+    let retry = match &http_client {
+        Some(_) => RetryConfig::standard().with_max_attempts(8).with_initial_backoff(Duration::from_millis(5)),
+        None => retry,
+    };
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(http_client) = http_client {
+        loader = loader.http_client(http_client);
+    }
+    let config = loader
         .endpoint_url(&server.endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
