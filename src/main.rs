@@ -12,7 +12,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default = match cli.global.verbose {
-        0 => "warn",
+        // The SDK's own warnings (a credential provider that failed before another succeeded)
+        // are noise on a terminal; the one-line error says what went wrong.
+        0 => "aliasflow=warn,functions=warn,statemachines=warn,error",
         1 => "aliasflow=debug,functions=debug,statemachines=debug,info",
         _ => "trace",
     };
