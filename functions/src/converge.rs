@@ -1,5 +1,6 @@
 //! Bringing a CloudFormation stack to a template: create, update or leave it, then wait until it
-//! settles. Shared by the steps that own a stack (`EnsureServiceStack`, `EnsureStageStack`).
+//! settles; or delete it. Shared by the steps that own a stack (`EnsureServiceStack`,
+//! `EnsureStageStack`, `DeleteStack`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -101,12 +102,31 @@ pub async fn converge(
         reason: "the stack disappeared while it was being created".to_owned(),
     })?;
     if !state.succeeded() {
-        let reasons = tools.stacks.failure_reasons(target.stack).await.unwrap_or_default();
-        let reason = if reasons.is_empty() { state.reason.unwrap_or_default() } else { reasons.join("; ") };
-        return Err(StepError::StackFailed { stack: target.stack.to_owned(), status: state.status, reason });
+        return Err(failed(tools, target.stack, state).await);
     }
     tracing::info!(stack = target.stack, operation, "stack ready");
     Ok(StackResult { hash, operation: operation.to_owned(), outputs: state.outputs })
+}
+
+/// Deletes the stack and waits until it is gone. A missing stack is not an error: `false` says
+/// there was none.
+pub async fn remove(tools: Tools<'_>, stack: &str) -> Result<bool, StepError> {
+    let Some(current) = settle(tools, stack).await? else {
+        return Ok(false);
+    };
+    tracing::info!(stack, status = %current.status, "deleting stack");
+    tools.stacks.delete(stack).await?;
+    match settle(tools, stack).await? {
+        None => Ok(true),
+        Some(state) => Err(failed(tools, stack, state).await),
+    }
+}
+
+/// `StackFailed` with CloudFormation's reasons for the stack's state.
+async fn failed(tools: Tools<'_>, stack: &str, state: StackState) -> StepError {
+    let reasons = tools.stacks.failure_reasons(stack).await.unwrap_or_default();
+    let reason = if reasons.is_empty() { state.reason.unwrap_or_default() } else { reasons.join("; ") };
+    StepError::StackFailed { stack: stack.to_owned(), status: state.status, reason }
 }
 
 /// Inline when it fits, else staged in the artifact bucket under its hash.

@@ -111,6 +111,41 @@ pub enum StepError {
     /// An operation that needs an earlier deployment, target or origin that is not there.
     #[error("{0}")]
     Conflict(String),
+    /// A rollback found no earlier deployment to return to.
+    #[error("stage {stage} has nothing to roll back to: {reason}")]
+    NothingToRollBack {
+        /// The stage.
+        stage: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// `rollback --to` names no retained, succeeded deployment of the stage.
+    #[error("deployment {id} of stage {stage} cannot be rolled back to: {reason}; `aliasflow history --stage {stage}` lists the deployments to choose from")]
+    DeploymentUnknown {
+        /// The stage.
+        stage: String,
+        /// The id asked for.
+        id: u64,
+        /// Why it cannot be the target.
+        reason: String,
+    },
+    /// The stage exists where the operation creates it (clone), or stages remain where the
+    /// operation needs none (removing the service).
+    #[error("stage {stage} exists: {advice}")]
+    StageExists {
+        /// The stage.
+        stage: String,
+        /// What to do instead.
+        advice: String,
+    },
+    /// The origin of a reset or clone is not a live stage of the service with a deployment.
+    #[error("origin stage {origin} cannot be copied: {reason}")]
+    OriginInvalid {
+        /// The origin stage asked for.
+        origin: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A failed AWS call.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -131,6 +166,10 @@ impl StepError {
             Self::StackFailed { .. } => "StackFailed",
             Self::FunctionUpdateFailed { .. } => "FunctionUpdateFailed",
             Self::Conflict(_) => "Conflict",
+            Self::NothingToRollBack { .. } => "NothingToRollBack",
+            Self::DeploymentUnknown { .. } => "DeploymentUnknown",
+            Self::StageExists { .. } => "StageExists",
+            Self::OriginInvalid { .. } => "OriginInvalid",
             Self::Aws(e) if e.transient => "AwsTransient",
             Self::Aws(_) => "AwsFailed",
         }
@@ -150,6 +189,10 @@ impl StepError {
         "StackFailed",
         "FunctionUpdateFailed",
         "Conflict",
+        "NothingToRollBack",
+        "DeploymentUnknown",
+        "StageExists",
+        "OriginInvalid",
         "AwsTransient",
         "AwsFailed",
     ];

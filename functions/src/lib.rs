@@ -15,5 +15,6 @@ pub mod domain;
 pub mod error;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+pub mod lifecycle;
 pub mod ports;
 pub mod steps;

@@ -324,6 +324,17 @@ impl Functions for LambdaApi {
         self.settle("UpdateFunctionConfiguration", function, revision).await
     }
 
+    async fn config_of(&self, function: &str, version: &str) -> Result<Option<FunctionConfig>, AwsError> {
+        let request = self.client.get_function_configuration().function_name(function).qualifier(version);
+        match request.send().await {
+            Ok(out) => Ok(reported!(out).revision(function).config),
+            Err(err) if service_error_is(&err, GetFunctionConfigurationError::is_resource_not_found_exception) => {
+                Ok(None)
+            }
+            Err(err) => Err(aws_error("GetFunctionConfiguration", function, &err)),
+        }
+    }
+
     async fn publish(
         &self,
         function: &str,

@@ -101,6 +101,24 @@ pub enum DeploymentKind {
     Reset,
     /// `aliasflow clone`.
     Clone,
+    /// `aliasflow remove --stage S` (or cleanup, for an expired stage): the stage's last row.
+    Remove,
+    /// Cleanup broke a stage lock whose lease expired: the holder's operation never finished.
+    Unlock,
+}
+
+impl DeploymentKind {
+    /// Its name in the history: `deploy`, `rollback`, `reset`, `clone`, `remove`, `unlock`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Rollback => "rollback",
+            Self::Reset => "reset",
+            Self::Clone => "clone",
+            Self::Remove => "remove",
+            Self::Unlock => "unlock",
+        }
+    }
 }
 
 /// How a deployment ended.

@@ -308,6 +308,14 @@ impl Functions for FakeFunctions {
         Ok(state.finish_update(function))
     }
 
+    async fn config_of(&self, function: &str, version: &str) -> Result<Option<FunctionConfig>, AwsError> {
+        let mut state = self.lock();
+        state.enter("GetFunctionConfiguration", function)?;
+        let number = version.parse::<u64>().ok();
+        let target = state.functions.get(function);
+        Ok(target.and_then(|f| number.and_then(|n| f.versions.get(&n))).map(|p| p.config.clone()))
+    }
+
     async fn publish(
         &self,
         function: &str,

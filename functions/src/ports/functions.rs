@@ -71,6 +71,9 @@ pub trait Functions: Send + Sync {
     ) -> Result<Revision, AwsError>;
     /// Applies `config` to `$LATEST`.
     async fn update_config(&self, function: &str, config: &FunctionConfig) -> Result<Revision, AwsError>;
+    /// The configuration of a published `version`, as far as aliasflow sets it; `None` if the
+    /// function or the version does not exist.
+    async fn config_of(&self, function: &str, version: &str) -> Result<Option<FunctionConfig>, AwsError>;
     /// Publishes `$LATEST`, guarded: Lambda refuses if `$LATEST` is no longer this code and revision.
     async fn publish(
         &self,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::converge::{converge, Target, Tools};
 use crate::domain::history::StageRecord;
@@ -14,7 +14,7 @@ use crate::domain::manifest::Manifest;
 use crate::domain::{naming, template};
 use crate::error::StepError;
 use crate::ports::Deps;
-use crate::steps::state::StackResult;
+use crate::steps::state::{Source, StackResult};
 
 /// What `EnsureStageStack` reads of the state.
 #[derive(Debug, Deserialize)]
@@ -27,8 +27,33 @@ pub struct Input {
     pub region: String,
     /// The stage as last recorded.
     pub stage_record: Option<StageRecord>,
-    /// `EnsureServiceStack`'s result: the service outputs become parameters.
+    /// `EnsureServiceStack`'s result: the service outputs become parameters. A rollback, which
+    /// restores a stored template with its parameters, runs without it.
+    #[serde(default)]
     pub service_stack: StackResult,
+    /// Rollback: `restore_stack` names the stored template to bring the stack back to.
+    #[serde(default)]
+    pub source: Option<Source>,
+}
+
+/// A stage template as applied, with its parameter values: what a rollback brings the stack
+/// back to. Stored in the artifact bucket under [`template_key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedTemplate {
+    /// The template.
+    pub template: serde_json::Value,
+    /// The parameter values.
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// Where the applied stage template of hash `hash` is kept.
+///
+/// ```
+/// use functions::steps::ensure_stage_stack::template_key;
+/// assert_eq!(template_key("shop", "ab12"), "shop/templates/ab12.json");
+/// ```
+pub fn template_key(service: &str, hash: &str) -> String {
+    format!("{service}/templates/{hash}.json")
 }
 
 /// The stage template's parameter values: `Stage`, the placeholder code, and every service
@@ -47,15 +72,27 @@ pub fn parameters(
     available.into_iter().filter(|(key, _)| declared.contains(key)).collect()
 }
 
-/// Creates or updates the stage stack.
+/// Creates or updates the stage stack; keeps each template it applies, so a rollback can bring
+/// the stack back to it.
 #[tracing::instrument(name = "EnsureStageStack", skip_all, fields(stage = %input.stage))]
 pub async fn run(input: Input, deps: &Deps) -> Result<StackResult, StepError> {
     let manifest = &input.manifest;
     let stack = naming::stage_stack_name(&manifest.service, &input.stage)
         .map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
-    let template = template::stage_template(manifest, &input.stage);
-    let parameters = parameters(&template, &input.stage, &input.service_stack.outputs, deps);
-    let target = Target { stack: &stack, region: &input.region, template: &template, parameters };
+    let wanted = match input.source.as_ref().and_then(|s| s.restore_stack.as_deref()) {
+        Some(hash) => stored(&manifest.service, hash, deps).await?,
+        None => {
+            let template = template::stage_template(manifest, &input.stage);
+            let parameters = parameters(&template, &input.stage, &input.service_stack.outputs, deps);
+            AppliedTemplate { template, parameters }
+        }
+    };
+    let target = Target {
+        stack: &stack,
+        region: &input.region,
+        template: &wanted.template,
+        parameters: wanted.parameters.clone(),
+    };
     let stacks = deps.regions.stacks(&input.region);
     let tools = Tools { stacks: stacks.as_ref(), artifacts: deps.artifacts.as_ref(), settings: &deps.settings };
     let recorded = input
@@ -63,5 +100,26 @@ pub async fn run(input: Input, deps: &Deps) -> Result<StackResult, StepError> {
         .as_ref()
         .filter(|r| r.state == crate::domain::history::StageState::Active && r.region == input.region)
         .and_then(|r| r.template_hash.as_deref().map(|hash| (hash, &r.outputs)));
-    converge(tools, &target, recorded).await
+    let result = converge(tools, &target, recorded).await?;
+    // Kept whenever the stack left its recorded template, not only when this attempt changed
+    // it: a retry after a lost answer finds the stack already updated.
+    if recorded.is_none_or(|(hash, _)| hash != result.hash) {
+        let key = template_key(&manifest.service, &result.hash);
+        let document = serde_json::to_vec(&wanted).map_err(|e| StepError::InputInvalid(e.to_string()))?;
+        deps.artifacts.put(&key, document).await?;
+    }
+    Ok(result)
+}
+
+/// The stored template of hash `hash`.
+async fn stored(service: &str, hash: &str, deps: &Deps) -> Result<AppliedTemplate, StepError> {
+    let key = template_key(service, hash);
+    let missing = |why: &str| {
+        StepError::Conflict(format!(
+            "the stage template {hash} to roll back to {why} (s3://{}/{key}); deploy the stage instead",
+            deps.settings.bucket
+        ))
+    };
+    let bytes = deps.artifacts.get(&key).await?.ok_or_else(|| missing("is not in the artifact bucket"))?;
+    serde_json::from_slice(&bytes).map_err(|_| missing("is not a stored template"))
 }

@@ -3,12 +3,18 @@
 //! are the Lambda binary and the `<Name>Function` of `infra/`.
 
 pub mod acquire_lock;
+pub mod break_stale_locks;
+pub mod collect_garbage;
+pub mod delete_aliases;
+pub mod delete_stack;
 pub mod ensure_service_stack;
 pub mod ensure_stage_stack;
 pub mod plan;
 pub mod publish_version;
+pub mod reapply_latest;
 pub mod record_deployment;
 pub mod record_failure;
+pub mod record_removal;
 pub mod release_lock;
 pub mod restore_aliases;
 pub mod state;
@@ -34,6 +40,12 @@ pub const NAMES: &[&str] = &[
     "ReleaseLock",
     "RestoreAliases",
     "RecordFailure",
+    "ReapplyLatest",
+    "DeleteAliases",
+    "DeleteStack",
+    "RecordRemoval",
+    "CollectGarbage",
+    "BreakStaleLocks",
 ];
 
 /// Deserializes the input, runs the step, serializes the output. A macro, not a generic
@@ -61,6 +73,12 @@ pub async fn run(name: &str, input: Value, deps: &Deps) -> Result<Value, StepErr
         "ReleaseLock" => call!(release_lock, input, deps),
         "RestoreAliases" => call!(restore_aliases, input, deps),
         "RecordFailure" => call!(record_failure, input, deps),
+        "ReapplyLatest" => call!(reapply_latest, input, deps),
+        "DeleteAliases" => call!(delete_aliases, input, deps),
+        "DeleteStack" => call!(delete_stack, input, deps),
+        "RecordRemoval" => call!(record_removal, input, deps),
+        "CollectGarbage" => call!(collect_garbage, input, deps),
+        "BreakStaleLocks" => call!(break_stale_locks, input, deps),
         other => Err(StepError::InputInvalid(format!("no step is named {other}"))),
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::history::{FunctionRecord, StageState, VersionRecord};
 use crate::domain::manifest::Manifest;
 use crate::domain::naming;
 use crate::error::{AwsError, StepError};
+use crate::lifecycle;
 use crate::ports::Deps;
 use crate::steps::state::{ArtifactRef, FunctionPlan, Plan};
 
@@ -29,6 +30,12 @@ pub struct Request {
     /// Per function (manifest key): its uploaded code.
     #[serde(default)]
     pub artifacts: BTreeMap<String, ArtifactRef>,
+    /// Rollback: the id of the deployment to return to; absent: the one before the active one.
+    #[serde(default)]
+    pub to: Option<u64>,
+    /// Reset and clone: the stage whose active code and configuration to copy.
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 /// `Plan`'s input: the request and the execution's id.
@@ -81,6 +88,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
     let service_record = deps.history.service(&service).await.map_err(not_bootstrapped)?;
 
     let Some(stage) = request.stage.clone() else {
+        let expired = lifecycle::without_stage(&input.operation, &manifest, deps).await?;
         return Ok(Plan {
             operation: input.operation,
             owner: input.execution,
@@ -93,6 +101,9 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
             stage_record: None,
             deployment_id: 0,
             functions: Vec::new(),
+            source: None,
+            published: None,
+            expired,
         });
     };
     manifest.check_stage(&stage).map_err(|errors| StepError::ManifestInvalid(errors.to_string()))?;
@@ -103,33 +114,16 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
         Some(id) => deps.history.deployment(&service, &stage, id).await?,
         None => None,
     };
-    let previous: BTreeMap<String, FunctionRecord> = active.map(|d| d.functions).unwrap_or_default();
-
-    let uploaded = deps.history.artifacts(&service).await?;
-    let mut catalogue: BTreeMap<(String, String), Vec<VersionRecord>> = BTreeMap::new();
-    for version in deps.history.versions(&service).await? {
-        catalogue.entry((version.region.clone(), version.function_name.clone())).or_default().push(version);
-    }
-
-    let mut functions = Vec::with_capacity(manifest.functions.len());
-    for name in manifest.functions.keys() {
-        let artifact =
-            request.artifacts.get(name).cloned().ok_or_else(|| {
-                StepError::InputInvalid(format!("artifacts.{name}: no code given for function {name}"))
-            })?;
-        if !uploaded.contains(&artifact.key) {
-            return Err(StepError::ArtifactMissing { function: name.clone(), key: artifact.key });
+    let now = lifecycle::StageNow { service: &service, stage: &stage, live, active: active.as_ref() };
+    let start = lifecycle::with_stage(&input.operation, &request, &manifest, now, deps).await?;
+    let functions = match start.functions {
+        Some(functions) => functions,
+        None => {
+            let previous: BTreeMap<String, FunctionRecord> = active.map(|d| d.functions).unwrap_or_default();
+            let artifacts = start.artifacts.as_ref().unwrap_or(&request.artifacts);
+            plan_functions(&manifest, &stage, &settings.region, artifacts, &previous, deps).await?
         }
-        let per_stage = manifest.is_instance_per_stage(name, &stage);
-        let function_name = naming::function_name(&service, per_stage.then_some(stage.as_str()), name)
-            .map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
-        let region = if per_stage { settings.region.clone() } else { manifest.region.clone() };
-        // A function that moved between stacks (instance_per_stage flipped) starts afresh on
-        // its new physical function; its history stays under the same manifest key.
-        let previous = previous.get(name).filter(|p| p.function_name == function_name && p.region == region).cloned();
-        let known = catalogue.remove(&(region.clone(), function_name.clone())).unwrap_or_default();
-        functions.push(FunctionPlan { name: name.clone(), function_name, region, artifact, previous, known });
-    }
+    };
 
     Ok(Plan {
         operation: input.operation,
@@ -143,5 +137,46 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
         service_record,
         stage_record,
         functions,
+        source: start.source,
+        published: start.published,
+        expired: Vec::new(),
     })
+}
+
+/// What happens to each function of the manifest, with its code from `artifacts`.
+async fn plan_functions(
+    manifest: &Manifest,
+    stage: &str,
+    stage_region: &str,
+    artifacts: &BTreeMap<String, ArtifactRef>,
+    previous: &BTreeMap<String, FunctionRecord>,
+    deps: &Deps,
+) -> Result<Vec<FunctionPlan>, StepError> {
+    let service = &manifest.service;
+    let uploaded = deps.history.artifacts(service).await?;
+    let mut catalogue: BTreeMap<(String, String), Vec<VersionRecord>> = BTreeMap::new();
+    for version in deps.history.versions(service).await? {
+        catalogue.entry((version.region.clone(), version.function_name.clone())).or_default().push(version);
+    }
+
+    let mut functions = Vec::with_capacity(manifest.functions.len());
+    for name in manifest.functions.keys() {
+        let artifact = artifacts
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StepError::InputInvalid(format!("artifacts.{name}: no code given for function {name}")))?;
+        if !uploaded.contains(&artifact.key) {
+            return Err(StepError::ArtifactMissing { function: name.clone(), key: artifact.key });
+        }
+        let per_stage = manifest.is_instance_per_stage(name, stage);
+        let function_name = naming::function_name(service, per_stage.then_some(stage), name)
+            .map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
+        let region = if per_stage { stage_region.to_owned() } else { manifest.region.clone() };
+        // A function that moved between stacks (instance_per_stage flipped) starts afresh on
+        // its new physical function; its history stays under the same manifest key.
+        let previous = previous.get(name).filter(|p| p.function_name == function_name && p.region == region).cloned();
+        let known = catalogue.remove(&(region.clone(), function_name.clone())).unwrap_or_default();
+        functions.push(FunctionPlan { name: name.clone(), function_name, region, artifact, previous, known });
+    }
+    Ok(functions)
 }

@@ -12,7 +12,7 @@ use crate::domain::config::{self, Bindings, FunctionConfig};
 use crate::domain::history::{FunctionRecord, VersionRecord};
 use crate::domain::manifest::Manifest;
 use crate::error::StepError;
-use crate::ports::{Deps, LockOutcome, Revision, UpdateStatus};
+use crate::ports::{Deps, Functions, LockOutcome, Revision, UpdateStatus};
 use crate::steps::state::{FunctionPlan, Published, StackResult};
 
 /// What one Map item carries (the definition's `ItemSelector`).
@@ -110,6 +110,21 @@ async fn publish(input: &Input, config: &FunctionConfig, deps: &Deps) -> Result<
     let function = &input.function;
     let name = function.function_name.as_str();
     let lambda = deps.regions.functions(&function.region);
+    let (revision, _) = apply(lambda.as_ref(), function, config, deps).await?;
+    let description = format!("aliasflow {} {}", input.stage, &function.artifact.code_sha256);
+    let version = lambda.publish(name, &revision.code_sha256, &revision.revision_id, &description).await?;
+    Ok(version.version)
+}
+
+/// Brings `$LATEST` of the planned function to its artifact and `config`, calling only for what
+/// differs; returns `$LATEST` after that, and whether anything changed.
+pub(crate) async fn apply(
+    lambda: &dyn Functions,
+    function: &FunctionPlan,
+    config: &FunctionConfig,
+    deps: &Deps,
+) -> Result<(Revision, bool), StepError> {
+    let name = function.function_name.as_str();
     let latest = lambda.latest(name).await?.ok_or_else(|| {
         StepError::Conflict(format!(
             "function {name} does not exist in {}; its stack should have created it: deploy again, or look at the stack's events",
@@ -136,9 +151,8 @@ async fn publish(input: &Input, config: &FunctionConfig, deps: &Deps) -> Result<
             ),
         });
     }
-    let description = format!("aliasflow {} {}", input.stage, &function.artifact.code_sha256);
-    let version = lambda.publish(name, &revision.code_sha256, &revision.revision_id, &description).await?;
-    Ok(version.version)
+    let changed = revision != latest;
+    Ok((revision, changed))
 }
 
 fn settled(function: &str, revision: &Revision) -> Result<(), StepError> {

@@ -10,7 +10,7 @@ use crate::domain::history::{Deployment, DeploymentKind, DeploymentStatus, Stage
 use crate::domain::manifest::Manifest;
 use crate::error::StepError;
 use crate::ports::Deps;
-use crate::steps::state::{Published, StackResult};
+use crate::steps::state::{Published, Source, StackResult};
 use crate::steps::wire_stage;
 
 /// What `RecordDeployment` reads of the state.
@@ -40,6 +40,9 @@ pub struct Input {
     pub wiring: Option<wire_stage::Output>,
     /// Where each alias points now.
     pub published: Vec<Published>,
+    /// Rollback, reset and clone: the deployment the functions came from.
+    #[serde(default)]
+    pub source: Option<Source>,
 }
 
 /// The deployment as recorded.
@@ -57,6 +60,9 @@ pub struct Output {
     pub unchanged: usize,
     /// Deployments pruned beyond `retain`.
     pub pruned: Vec<u64>,
+    /// Rollback, reset and clone: where the functions came from, e.g. `prod#4`.
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 /// The deployment kind of an operation name.
@@ -66,6 +72,7 @@ pub fn kind(operation: &str) -> Result<DeploymentKind, StepError> {
         "rollback" => Ok(DeploymentKind::Rollback),
         "reset" => Ok(DeploymentKind::Reset),
         "clone" => Ok(DeploymentKind::Clone),
+        "remove" => Ok(DeploymentKind::Remove),
         other => Err(StepError::InputInvalid(format!("operation {other} records no deployment"))),
     }
 }
@@ -108,13 +115,17 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         time: now,
         execution: input.owner.clone(),
         functions,
-        rollback_to: previous_active,
+        // A rollback returns to where its target would have, so the next one walks further back.
+        rollback_to: match (&input.source, kind) {
+            (Some(source), DeploymentKind::Rollback) => source.rollback_to,
+            _ => previous_active,
+        },
         stage_template_hash: input
             .stage_stack
             .as_ref()
             .map(|s| s.hash.clone())
             .or_else(|| input.stage_record.as_ref().and_then(|r| r.template_hash.clone())),
-        origin: None,
+        origin: input.source.as_ref().map(Source::origin),
         error: None,
     };
     let mut stage = next_stage_record(
@@ -141,6 +152,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         published,
         unchanged: input.published.len() - published,
         pruned,
+        origin: deployment.origin,
     })
 }
 

@@ -11,7 +11,7 @@ use crate::error::StepError;
 use crate::ports::Deps;
 use crate::steps::record_deployment::{kind, next_stage_record};
 use crate::steps::restore_aliases;
-use crate::steps::state::{FunctionPlan, StackResult};
+use crate::steps::state::{FunctionPlan, Source, StackResult};
 
 /// The error Step Functions caught (`ResultPath: $.error`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +55,9 @@ pub struct Input {
     /// `RestoreAliases`' own failure, if it failed.
     #[serde(default)]
     pub restore_error: Option<CaughtError>,
+    /// Rollback, reset and clone: the deployment the functions were to come from.
+    #[serde(default)]
+    pub source: Option<Source>,
 }
 
 /// The failed deployment as recorded.
@@ -88,7 +91,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         functions,
         rollback_to: None,
         stage_template_hash: input.stage_stack.as_ref().map(|s| s.hash.clone()),
-        origin: None,
+        origin: input.source.as_ref().map(Source::origin),
         error: Some(error),
     };
     let stage = next_stage_record(

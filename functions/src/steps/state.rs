@@ -73,6 +73,46 @@ pub struct Plan {
     pub deployment_id: u64,
     /// What happens to each function, in manifest order.
     pub functions: Vec<FunctionPlan>,
+    /// Rollback, reset and clone: the deployment the stage's functions come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// Rollback: where each alias goes (the target's records), read by `SwitchAliases` as it
+    /// reads the result of `PublishVersions` in a deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Vec<Published>>,
+    /// Cleanup: the live stages whose `ttl` expired, to remove (the `Map` of `cleanup.asl.json`
+    /// iterates over it, so it is there, empty, for every operation).
+    #[serde(default)]
+    pub expired: Vec<String>,
+}
+
+/// The deployment a rollback returns to, or a reset or clone copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Its stage: the stage itself for a rollback, the origin for a reset or clone.
+    pub stage: String,
+    /// Its id.
+    pub deployment: u64,
+    /// Rollback only: the target's `rollback_to`, which the rollback records as its own, so the
+    /// next rollback walks further back.
+    pub rollback_to: Option<u64>,
+    /// Rollback only: the stage template hash to bring the stage stack back to, when the stack
+    /// now differs from the target's (`None`: the stack stays as it is).
+    #[serde(default)]
+    pub restore_stack: Option<String>,
+}
+
+impl Source {
+    /// How the history names it: `prod#4`.
+    ///
+    /// ```
+    /// use functions::steps::state::Source;
+    /// let source = Source { stage: "prod".into(), deployment: 4, rollback_to: None, restore_stack: None };
+    /// assert_eq!(source.origin(), "prod#4");
+    /// ```
+    pub fn origin(&self) -> String {
+        format!("{}#{}", self.stage, self.deployment)
+    }
 }
 
 impl Plan {

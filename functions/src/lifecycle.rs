@@ -1,0 +1,294 @@
+//! What the lifecycle operations decide in `Plan`, before anything changes: the deployment a
+//! rollback returns to, the origin a reset or clone copies, what a remove takes away, and the
+//! stages cleanup removes. Reads only, so every refusal here leaves the stage as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::history::{Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, StageRecord, StageState};
+use crate::domain::manifest::Manifest;
+use crate::error::StepError;
+use crate::ports::Deps;
+use crate::steps::ensure_stage_stack::template_key;
+use crate::steps::plan::Request;
+use crate::steps::state::{ArtifactRef, FunctionPlan, Published, Source};
+
+/// What an operation on one stage starts from, beside what every operation reads.
+#[derive(Debug, Default)]
+pub struct Start {
+    /// The deployment the functions come from (rollback, reset, clone).
+    pub source: Option<Source>,
+    /// The functions, when they come from the history rather than the manifest (rollback,
+    /// remove).
+    pub functions: Option<Vec<FunctionPlan>>,
+    /// Where the aliases go without publishing (rollback).
+    pub published: Option<Vec<Published>>,
+    /// Each function's code, when it is another stage's (reset, clone).
+    pub artifacts: Option<BTreeMap<String, ArtifactRef>>,
+}
+
+/// The stage's deployment history as `Plan` read it.
+#[derive(Debug, Clone, Copy)]
+pub struct StageNow<'a> {
+    /// The service.
+    pub service: &'a str,
+    /// The stage.
+    pub stage: &'a str,
+    /// Its record, if the stage is live.
+    pub live: Option<&'a StageRecord>,
+    /// Its active deployment, if it has one.
+    pub active: Option<&'a Deployment>,
+}
+
+impl StageNow<'_> {
+    /// The live record, or `StageUnknown`.
+    fn live(&self) -> Result<&StageRecord, StepError> {
+        self.live
+            .ok_or_else(|| StepError::StageUnknown { service: self.service.to_owned(), stage: self.stage.to_owned() })
+    }
+}
+
+/// Decides what `operation` does to the stage, or refuses.
+pub async fn with_stage(
+    operation: &str,
+    request: &Request,
+    manifest: &Manifest,
+    now: StageNow<'_>,
+    deps: &Deps,
+) -> Result<Start, StepError> {
+    match operation {
+        "deploy" => Ok(Start::default()),
+        "rollback" => rollback(request.to, now.live()?, now, deps).await,
+        "reset" => {
+            now.live()?;
+            copy(operation, request, manifest, now, deps).await
+        }
+        "clone" => match now.live {
+            Some(live) => Err(StepError::StageExists {
+                stage: now.stage.to_owned(),
+                advice: format!(
+                    "it is live (deployment {}); to give it another stage's code use `aliasflow reset --stage {} --from <stage>`, or remove it first with `aliasflow remove --stage {}`",
+                    live.active.map_or_else(|| "none".to_owned(), |id| id.to_string()),
+                    now.stage,
+                    now.stage
+                ),
+            }),
+            None => copy(operation, request, manifest, now, deps).await,
+        },
+        "remove" => {
+            now.live()?;
+            let functions = now.active.map(|active| {
+                active.functions.iter().map(|(name, record)| plan_of(name, record, Some(record))).collect()
+            });
+            Ok(Start { functions: Some(functions.unwrap_or_default()), ..Start::default() })
+        }
+        other => Err(StepError::InputInvalid(format!("operation {other} takes no stage"))),
+    }
+}
+
+/// Decides what `operation` does without a stage: nothing to decide for a deploy, the live
+/// stages that keep the service stack from being removed, or the stages cleanup removes.
+pub async fn without_stage(operation: &str, manifest: &Manifest, deps: &Deps) -> Result<Vec<String>, StepError> {
+    match operation {
+        "deploy" => Ok(Vec::new()),
+        "remove" => {
+            let live = live_stages(&manifest.service, deps).await?;
+            match live.first() {
+                None => Ok(Vec::new()),
+                Some(first) => Err(StepError::StageExists {
+                    stage: first.stage.clone(),
+                    advice: format!(
+                        "the service stack is removed only after every stage ({}); `aliasflow remove` without --stage removes them all first",
+                        live.iter().map(|r| r.stage.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                }),
+            }
+        }
+        "cleanup" => expired(manifest, deps).await,
+        other => Err(StepError::InputInvalid(format!("{other} needs a stage"))),
+    }
+}
+
+async fn live_stages(service: &str, deps: &Deps) -> Result<Vec<StageRecord>, StepError> {
+    let stages = deps.history.stages(service).await?;
+    Ok(stages.into_iter().filter(|r| r.state == StageState::Active).collect())
+}
+
+/// A function's plan from a recorded version: its code is the record's.
+fn plan_of(name: &str, record: &FunctionRecord, previous: Option<&FunctionRecord>) -> FunctionPlan {
+    FunctionPlan {
+        name: name.to_owned(),
+        function_name: record.function_name.clone(),
+        region: record.region.clone(),
+        artifact: ArtifactRef { key: record.artifact_key.clone(), code_sha256: record.code_sha256.clone() },
+        previous: previous.cloned(),
+        known: Vec::new(),
+    }
+}
+
+/// Rollback: the target's records are where the aliases go.
+async fn rollback(to: Option<u64>, live: &StageRecord, now: StageNow<'_>, deps: &Deps) -> Result<Start, StepError> {
+    let stage = now.stage;
+    let nothing = |reason: String| StepError::NothingToRollBack { stage: stage.to_owned(), reason };
+    let active = now.active.ok_or_else(|| nothing("it has no succeeded deployment yet".to_owned()))?;
+    let target = match to {
+        Some(id) => chosen(id, active, now, deps).await?,
+        None => {
+            let id = active
+                .rollback_to
+                .ok_or_else(|| nothing(format!("its active deployment {} has no deployment before it", active.id)))?;
+            deps.history.deployment(now.service, stage, id).await?.ok_or_else(|| {
+                nothing(format!(
+                    "deployment {id}, the one before the active deployment {}, is no longer retained (manifest `retain`)",
+                    active.id
+                ))
+            })?
+        }
+    };
+    let restore_stack = target.stage_template_hash.clone().filter(|hash| live.template_hash.as_ref() != Some(hash));
+    if let Some(hash) = &restore_stack {
+        let key = template_key(now.service, hash);
+        if !deps.artifacts.exists(&key).await? {
+            return Err(StepError::Conflict(format!(
+                "the stage stack of deployment {} differs from the stack now, and its template is not kept (s3://{}/{key}); deploy stage {stage} instead",
+                target.id, deps.settings.bucket
+            )));
+        }
+    }
+    let at_stage = |record: &FunctionRecord| FunctionRecord { alias: stage.to_owned(), ..record.clone() };
+    let mut published: Vec<Published> = target
+        .functions
+        .iter()
+        .map(|(name, record)| Published { name: name.clone(), new_version: false, record: at_stage(record) })
+        .collect();
+    // A function the target did not have keeps its alias, and the record says where it points.
+    published.extend(
+        active
+            .functions
+            .iter()
+            .filter(|(name, _)| !target.functions.contains_key(*name))
+            .map(|(name, record)| Published { name: name.clone(), new_version: false, record: at_stage(record) }),
+    );
+    let functions = published
+        .iter()
+        .map(|p| {
+            let same_function =
+                |a: &&FunctionRecord| a.function_name == p.record.function_name && a.region == p.record.region;
+            plan_of(&p.name, &p.record, active.functions.get(&p.name).filter(same_function))
+        })
+        .collect();
+    let source =
+        Source { stage: stage.to_owned(), deployment: target.id, rollback_to: target.rollback_to, restore_stack };
+    Ok(Start { source: Some(source), functions: Some(functions), published: Some(published), artifacts: None })
+}
+
+/// `rollback --to ID`: a retained, succeeded deployment of this stage whose versions all exist.
+async fn chosen(id: u64, active: &Deployment, now: StageNow<'_>, deps: &Deps) -> Result<Deployment, StepError> {
+    let (service, stage) = (now.service, now.stage);
+    let refuse = |reason: String| StepError::DeploymentUnknown { stage: stage.to_owned(), id, reason };
+    if id == active.id {
+        return Err(refuse("it is the active deployment already".to_owned()));
+    }
+    let Some(target) = deps.history.deployment(service, stage, id).await? else {
+        let mut elsewhere = Vec::new();
+        for other in deps.history.stages(service).await?.iter().filter(|r| r.stage != stage) {
+            if deps.history.deployment(service, &other.stage, id).await?.is_some() {
+                elsewhere.push(other.stage.clone());
+            }
+        }
+        let mut reason = format!("stage {stage} has no retained deployment {id}");
+        if !elsewhere.is_empty() {
+            reason.push_str(&format!(
+                " (ids count per stage: {id} is a deployment of stage {}, and a stage rolls back only to its own)",
+                elsewhere.join(", ")
+            ));
+        }
+        return Err(refuse(reason));
+    };
+    if target.status != DeploymentStatus::Succeeded {
+        return Err(refuse("it failed".to_owned()));
+    }
+    if matches!(target.kind, DeploymentKind::Remove | DeploymentKind::Unlock) {
+        return Err(refuse(format!("it is a {} record, not a deployment", target.kind.as_str())));
+    }
+    // Garbage collection deletes versions only of deployments from before a removal of the
+    // stage; the catalogue says which still exist.
+    let catalogue: BTreeSet<(String, String, String)> =
+        deps.history.versions(service).await?.into_iter().map(|v| (v.region, v.function_name, v.version)).collect();
+    let gone = target
+        .functions
+        .iter()
+        .find(|(_, r)| !catalogue.contains(&(r.region.clone(), r.function_name.clone(), r.version.clone())));
+    if let Some((name, record)) = gone {
+        return Err(refuse(format!(
+            "version {} of {} that it points {name} at no longer exists (garbage collected)",
+            record.version, record.function_name
+        )));
+    }
+    Ok(target)
+}
+
+/// Reset and clone: every function's code is the origin's active code.
+async fn copy(
+    operation: &str,
+    request: &Request,
+    manifest: &Manifest,
+    now: StageNow<'_>,
+    deps: &Deps,
+) -> Result<Start, StepError> {
+    let service = now.service;
+    let origin = request
+        .from
+        .as_deref()
+        .ok_or_else(|| StepError::InputInvalid(format!("{operation} needs `from`: the stage whose code to copy")))?;
+    let invalid = |reason: String| StepError::OriginInvalid { origin: origin.to_owned(), reason };
+    if origin == now.stage {
+        return Err(invalid("a stage cannot be copied onto itself".to_owned()));
+    }
+    let deploy_first = format!("deploy it first with `aliasflow deploy --stage {origin}`");
+    let record = deps.history.stage(service, origin).await?.filter(|r| r.state == StageState::Active);
+    let record = record.ok_or_else(|| {
+        invalid(format!("service {service} has no live stage {origin} (never deployed, or removed); {deploy_first}"))
+    })?;
+    let id = record.active.ok_or_else(|| invalid(format!("it has no succeeded deployment; {deploy_first}")))?;
+    let deployment =
+        deps.history.deployment(service, origin, id).await?.ok_or_else(|| {
+            invalid(format!("its active deployment {id} is missing from the history; {deploy_first}"))
+        })?;
+    let mut artifacts = BTreeMap::new();
+    for name in manifest.functions.keys() {
+        let record = deployment.functions.get(name).ok_or_else(|| {
+            invalid(format!(
+                "its deployment {id} has no function {name}, which the manifest has; deploy {origin} first so it has every function"
+            ))
+        })?;
+        artifacts.insert(
+            name.clone(),
+            ArtifactRef { key: record.artifact_key.clone(), code_sha256: record.code_sha256.clone() },
+        );
+    }
+    let source = Source { stage: origin.to_owned(), deployment: id, rollback_to: None, restore_stack: None };
+    Ok(Start { source: Some(source), artifacts: Some(artifacts), ..Start::default() })
+}
+
+/// The live stages whose `ttl` has passed since their last deploy (or, never deployed well,
+/// since their newest attempt).
+async fn expired(manifest: &Manifest, deps: &Deps) -> Result<Vec<String>, StepError> {
+    let service = &manifest.service;
+    let now = deps.clock.now();
+    let mut expired = Vec::new();
+    for record in live_stages(service, deps).await? {
+        let Some(ttl) = manifest.stage_settings(&record.stage).ttl else { continue };
+        let last = match record.last_deployed_at {
+            Some(time) => Some(time),
+            None => deps.history.deployments(service, &record.stage, 1, None).await?.items.first().map(|d| d.time),
+        };
+        let ttl = chrono::Duration::seconds(i64::try_from(ttl.seconds).unwrap_or(i64::MAX));
+        let ends = last.map(|time| time.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC));
+        if ends.is_none_or(|ends| ends <= now) {
+            expired.push(record.stage);
+        }
+    }
+    Ok(expired)
+}

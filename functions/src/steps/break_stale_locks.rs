@@ -1,0 +1,101 @@
+//! `BreakStaleLocks` (cleanup): a stage lock whose lease expired belongs to an execution that
+//! died before releasing it. This step records that in the stage's history (a row of kind
+//! `unlock`, status `failed`, naming the holder), then takes the lock over and releases it, so
+//! the next deploy goes ahead. Safe to repeat: a row this execution already wrote is not
+//! written again, and a lock it already took over is only released.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::history::{Deployment, DeploymentKind, DeploymentStatus, Lock, StageRecord, StageState};
+use crate::error::StepError;
+use crate::ports::{Deps, LockOutcome};
+use crate::steps::acquire_lock::stage_lock;
+use crate::steps::record_deployment::next_stage_record;
+
+/// What `BreakStaleLocks` reads of the state.
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    /// The service.
+    pub service: String,
+    /// The execution breaking them.
+    pub owner: String,
+}
+
+/// The locks broken.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Output {
+    /// `stage: holder (expired at ...)` for each lock broken.
+    pub broken: Vec<String>,
+}
+
+/// Breaks every expired stage lock of the service.
+#[tracing::instrument(name = "BreakStaleLocks", skip_all, fields(service = %input.service))]
+pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
+    let mut output = Output::default();
+    for record in deps.history.stages(&input.service).await? {
+        let name = stage_lock(&record.stage);
+        let Some(lock) = deps.history.lock(&input.service, &name).await? else { continue };
+        if lock.owner == input.owner {
+            // Taken over by an earlier attempt of this step, which recorded it already.
+            deps.history.release(&input.service, &name, &input.owner).await?;
+            continue;
+        }
+        let now = deps.clock.now();
+        if lock.expires_at > now {
+            continue;
+        }
+        if record.state == StageState::Active {
+            record_unlock(&input, &record, &lock, deps).await?;
+        }
+        match deps.history.acquire(&input.service, &name, &input.owner, deps.settings.lock_lease, now).await? {
+            LockOutcome::Acquired(_) => {
+                deps.history.release(&input.service, &name, &input.owner).await?;
+                tracing::warn!(stage = %record.stage, holder = %lock.owner, expired_at = %lock.expires_at, "stale lock broken");
+                output.broken.push(format!(
+                    "{}: {} (expired at {})",
+                    record.stage,
+                    lock.owner,
+                    lock.expires_at.to_rfc3339()
+                ));
+            }
+            // Its holder renewed it meanwhile: alive after all.
+            LockOutcome::Held(_) => {}
+        }
+    }
+    Ok(output)
+}
+
+/// Writes the `unlock` row, unless the stage's newest row is this execution's already.
+async fn record_unlock(input: &Input, record: &StageRecord, lock: &Lock, deps: &Deps) -> Result<(), StepError> {
+    let service = &input.service;
+    let newest = deps.history.deployments(service, &record.stage, 1, None).await?.items;
+    if newest.first().is_some_and(|d| d.kind == DeploymentKind::Unlock && d.execution == input.owner) {
+        return Ok(());
+    }
+    let functions = match record.active {
+        Some(id) => deps.history.deployment(service, &record.stage, id).await?.map(|d| d.functions),
+        None => None,
+    };
+    let id = record.next_id;
+    let deployment = Deployment {
+        service: service.clone(),
+        stage: record.stage.clone(),
+        id,
+        kind: DeploymentKind::Unlock,
+        status: DeploymentStatus::Failed,
+        time: deps.clock.now(),
+        execution: input.owner.clone(),
+        functions: functions.unwrap_or_default(),
+        rollback_to: None,
+        stage_template_hash: record.template_hash.clone(),
+        origin: None,
+        error: Some(format!(
+            "the lock of {} expired at {} without being released: that execution ended before it finished; cleanup broke the lock. `aliasflow status` shows any alias it left moved",
+            lock.owner,
+            lock.expires_at.to_rfc3339()
+        )),
+    };
+    let stage = next_stage_record(Some(record), service, &record.stage, &record.region, id, None);
+    deps.history.record(&deployment, &stage).await?;
+    Ok(())
+}

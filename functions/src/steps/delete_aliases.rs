@@ -1,0 +1,64 @@
+//! `DeleteAliases` (remove): deletes the stage's alias from every shared function that may have
+//! one: those its active deployment recorded, and every shared function of the manifest (an
+//! interrupted deploy may have left an alias the history never recorded). The permissions on an
+//! alias go with it; instance-per-stage functions go with the stage stack. Safe to repeat: a
+//! missing alias is not an error.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::manifest::Manifest;
+use crate::domain::naming;
+use crate::error::StepError;
+use crate::ports::Deps;
+use crate::steps::state::FunctionPlan;
+
+/// What `DeleteAliases` reads of the state.
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The stage (the alias name).
+    pub stage: String,
+    /// The plan: the functions the active deployment recorded.
+    pub functions: Vec<FunctionPlan>,
+}
+
+/// The aliases deleted.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Output {
+    /// Physical names of the functions whose alias `<stage>` is gone.
+    pub deleted: Vec<String>,
+}
+
+/// Deletes the aliases, in parallel (bounded).
+#[tracing::instrument(name = "DeleteAliases", skip_all, fields(stage = %input.stage))]
+pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
+    let manifest = &input.manifest;
+    let stage = input.stage.as_str();
+    let own = |name: &str, function_name: &str| {
+        naming::function_name_unchecked(&manifest.service, Some(stage), name) == function_name
+    };
+    let mut targets: BTreeSet<(String, String)> = input
+        .functions
+        .iter()
+        .filter(|f| !own(&f.name, &f.function_name))
+        .map(|f| (f.region.clone(), f.function_name.clone()))
+        .collect();
+    for name in manifest.functions.keys().filter(|name| !manifest.is_instance_per_stage(name, stage)) {
+        let function_name = naming::function_name(&manifest.service, None, name)
+            .map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
+        targets.insert((manifest.region.clone(), function_name));
+    }
+    let results =
+        super::bounded(targets.into_iter().collect(), deps.settings.parallelism, |(region, function)| async move {
+            deps.regions.functions(&region).delete_alias(&function, stage).await?;
+            tracing::info!(%function, "alias deleted");
+            Ok::<_, StepError>(function)
+        })
+        .await;
+    let mut deleted = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    deleted.sort();
+    Ok(Output { deleted })
+}

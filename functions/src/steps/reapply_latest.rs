@@ -1,0 +1,64 @@
+//! `ReapplyLatest` (rollback): callers of an instance-per-stage function call it unqualified,
+//! because they cannot address an alias, so they run `$LATEST`; moving the alias back does not
+//! reach them. This puts the code and configuration of the version the alias now points at back
+//! into `$LATEST`. Safe to repeat: a `$LATEST` that already matches is left alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::naming;
+use crate::error::StepError;
+use crate::ports::Deps;
+use crate::steps::publish_version::apply;
+use crate::steps::state::{FunctionPlan, Published};
+
+/// What `ReapplyLatest` reads of the state.
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    /// The service.
+    pub service: String,
+    /// The stage.
+    pub stage: String,
+    /// The plan: each function's physical name and code.
+    pub functions: Vec<FunctionPlan>,
+    /// Where each alias points now.
+    pub published: Vec<Published>,
+}
+
+/// The functions whose `$LATEST` changed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Output {
+    /// Physical names of the instance-per-stage functions whose `$LATEST` was re-applied.
+    pub reapplied: Vec<String>,
+}
+
+/// Re-applies the recorded code and configuration to the stage's own functions.
+#[tracing::instrument(name = "ReapplyLatest", skip_all, fields(stage = %input.stage))]
+pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
+    let stage = input.stage.as_str();
+    let instances: Vec<(FunctionPlan, String)> = input
+        .functions
+        .into_iter()
+        .filter(|f| naming::function_name_unchecked(&input.service, Some(stage), &f.name) == f.function_name)
+        .filter_map(|f| {
+            let version = input.published.iter().find(|p| p.name == f.name)?.record.version.clone();
+            Some((f, version))
+        })
+        .collect();
+    let results = super::bounded(instances, deps.settings.parallelism, |(function, version)| async move {
+        let lambda = deps.regions.functions(&function.region);
+        let name = function.function_name.as_str();
+        let config = lambda.config_of(name, &version).await?.ok_or_else(|| {
+            StepError::Conflict(format!("version {version} of {name} does not exist; deploy stage {stage} instead"))
+        })?;
+        let (_, changed) = apply(lambda.as_ref(), &function, &config, deps).await?;
+        if changed {
+            tracing::info!(function = name, %version, "$LATEST re-applied");
+        }
+        Ok::<_, StepError>(changed.then(|| name.to_owned()))
+    })
+    .await;
+    let mut reapplied: Vec<String> =
+        results.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+    reapplied.sort();
+    Ok(Output { reapplied })
+}

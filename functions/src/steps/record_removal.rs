@@ -1,0 +1,70 @@
+//! `RecordRemoval` (remove): records the stage's last row, a deployment of kind `remove`, and
+//! marks the stage removed, in one transaction. Its earlier rows stay in the history, but a
+//! removed stage holds no versions any more, so garbage collection may delete what only they
+//! referenced. Safe to repeat: the same execution writing the same row again changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::domain::history::{Deployment, DeploymentKind, DeploymentStatus, StageRecord, StageState};
+use crate::error::StepError;
+use crate::ports::Deps;
+use crate::steps::record_deployment::Output;
+
+/// What `RecordRemoval` reads of the state.
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    /// The execution.
+    pub owner: String,
+    /// The service.
+    pub service: String,
+    /// The stage.
+    pub stage: String,
+    /// The stage's region.
+    pub region: String,
+    /// The stage as last recorded.
+    pub stage_record: Option<StageRecord>,
+    /// The id the removal row gets.
+    pub deployment_id: u64,
+}
+
+/// Records the removal.
+#[tracing::instrument(name = "RecordRemoval", skip_all, fields(stage = %input.stage, id = input.deployment_id))]
+pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
+    let deployment = Deployment {
+        service: input.service.clone(),
+        stage: input.stage.clone(),
+        id: input.deployment_id,
+        kind: DeploymentKind::Remove,
+        status: DeploymentStatus::Succeeded,
+        time: deps.clock.now(),
+        execution: input.owner.clone(),
+        functions: BTreeMap::new(),
+        rollback_to: None,
+        stage_template_hash: None,
+        origin: None,
+        error: None,
+    };
+    let previous = input.stage_record.unwrap_or_else(|| StageRecord::new(&input.service, &input.stage, &input.region));
+    let stage = StageRecord {
+        state: StageState::Removed,
+        active: None,
+        next_id: previous.next_id.max(input.deployment_id + 1),
+        template_hash: None,
+        outputs: BTreeMap::new(),
+        wiring_hash: None,
+        ..previous
+    };
+    deps.history.record(&deployment, &stage).await?;
+    tracing::info!(id = deployment.id, "stage removed");
+    Ok(Output {
+        id: deployment.id,
+        kind: DeploymentKind::Remove,
+        status: DeploymentStatus::Succeeded,
+        published: 0,
+        unchanged: 0,
+        pruned: Vec::new(),
+        origin: None,
+    })
+}
