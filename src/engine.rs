@@ -12,8 +12,14 @@ use statemachines::{Clock, Engine, Event, Execution, StateMachine, SystemClock, 
 use tokio::sync::mpsc::UnboundedSender;
 
 /// The state machine definitions, by operation.
-pub const DEFINITIONS: &[(&str, &str)] =
-    &[("deploy", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines/deploy.asl.json")))];
+pub const DEFINITIONS: &[(&str, &str)] = &[
+    ("deploy", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines/deploy.asl.json"))),
+    ("rollback", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines/rollback.asl.json"))),
+    ("reset", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines/reset.asl.json"))),
+    ("clone", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines/clone.asl.json"))),
+    ("remove", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines/remove.asl.json"))),
+    ("cleanup", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/statemachines/cleanup.asl.json"))),
+];
 
 /// The account id in the local stand-in function ARNs; nothing is invoked through them.
 const LOCAL_ACCOUNT: &str = "000000000000";
@@ -104,4 +110,25 @@ pub async fn run_local_with_clock(
         .with_clock(clock)
         .with_events(events);
     Ok(engine.run(input).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_definition_on_disk_is_one_the_local_engine_runs() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachines");
+        let mut on_disk: Vec<String> = std::fs::read_dir(folder)
+            .unwrap()
+            .filter_map(|entry| entry.unwrap().file_name().to_str()?.strip_suffix(".asl.json").map(str::to_owned))
+            .collect();
+        on_disk.sort();
+        let mut known: Vec<String> = DEFINITIONS.iter().map(|(name, _)| (*name).to_owned()).collect();
+        known.sort();
+        assert_eq!(on_disk, known);
+        for operation in &known {
+            machine(operation, "us-east-1").unwrap();
+        }
+    }
 }
