@@ -48,4 +48,21 @@ sed -i 's/^CODE_MARK=.*/CODE_MARK="v2: faster orders"/' functions/api/bootstrap
 step deploy --stage dev
 step status
 step history --stage dev
+
+printf '\n\033[1m# roll dev back: its aliases return to the deployment before, no version published, no stack touched\033[0m\n'
+step rollback --stage dev
+step status --stage dev
+
+printf '\n\033[1m# reset dev from prod, like git reset: the code and configuration of prod, the stage resources of dev\033[0m\n'
+step reset --stage dev --from prod
+step status
+
+printf '\n\033[1m# clone prod to a feature stage: its own stack, the versions of prod where nothing binds them to a stage\033[0m\n'
+step clone --stage feature --from prod
+step status
+
+printf '\n\033[1m# remove the feature stage: aliases and stack gone, history kept, unneeded versions deleted\033[0m\n'
+step remove --stage feature
+step status
+step history --stage feature
 step history --stage dev --output json

@@ -76,6 +76,45 @@ pub enum Command {
         #[arg(long)]
         stage: Option<String>,
     },
+    /// Point every alias of a stage back at the deployment before the active one, or at --to;
+    /// recorded as a new deployment, so a second rollback walks further back.
+    Rollback {
+        /// The stage.
+        #[arg(long)]
+        stage: String,
+        /// The deployment to return to (an id `aliasflow history --stage S` lists).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Give a stage another stage's active code and configuration, like `git reset`; the
+    /// stage keeps its own stage resources and stage-bound settings.
+    Reset {
+        /// The stage that changes.
+        #[arg(long)]
+        stage: String,
+        /// The stage whose code to take.
+        #[arg(long)]
+        from: String,
+    },
+    /// Create a stage (its stack and aliases) with another stage's versions.
+    Clone {
+        /// The new stage.
+        #[arg(long)]
+        stage: String,
+        /// The stage to copy.
+        #[arg(long)]
+        from: String,
+    },
+    /// Remove a stage: its aliases, its stack, and the versions nothing needs any more; its
+    /// history stays. Without --stage: every stage, then the service stack.
+    Remove {
+        /// The stage.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Run the cleanup workflow now (it also runs on a schedule): removes stages whose ttl
+    /// expired, breaks stale locks, deletes what nothing needs any more.
+    Cleanup,
     /// Show what every alias points at, with drift against the history and the stage lock.
     Status {
         /// Only this stage.

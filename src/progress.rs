@@ -88,6 +88,7 @@ impl Display {
                 let items = self
                     .items
                     .get(name)
+                    .filter(|(done, _)| *done > 0)
                     .map(|(done, total)| format!(" ({done}/{total} functions)"))
                     .unwrap_or_default();
                 self.say(&format!("✓ {name}{items} {took:.1}s"));
@@ -98,13 +99,16 @@ impl Display {
                 }
             }
             EventKind::TaskSucceeded { output, .. } if event.scope.len() == 1 => {
+                // Only `PublishVersion` items are functions; other Maps (cleanup's stages) run
+                // several Tasks per item and are summed up by their command.
+                let Some(line) = describe(output) else { return };
                 let map = event.scope[0].0.clone();
                 let (done, total) = {
                     let entry = self.items.entry(map).or_default();
                     entry.0 += 1;
                     *entry
                 };
-                self.say(&format!("  {} ({done}/{total})", describe(output)));
+                self.say(&format!("  {line} ({done}/{total})"));
             }
             EventKind::TaskFailed { error, cause, .. } => {
                 let state = self.running.get(&scope_key(event)).cloned().unwrap_or_default();
@@ -116,13 +120,14 @@ impl Display {
     }
 }
 
-/// One function's line: `api: new version 7` or `worker: unchanged, version 3`.
-fn describe(output: &Value) -> String {
+/// One function's line: `api: new version 7` or `worker: unchanged, version 3`; `None` for the
+/// output of anything but `PublishVersion`.
+fn describe(output: &Value) -> Option<String> {
+    let version = output.get("version").and_then(Value::as_str)?;
     let name = output.get("name").and_then(Value::as_str).unwrap_or("?");
-    let version = output.get("version").and_then(Value::as_str).unwrap_or("?");
-    if output.get("new_version").and_then(Value::as_bool).unwrap_or(false) {
+    Some(if output.get("new_version").and_then(Value::as_bool).unwrap_or(false) {
         format!("{name}: new version {version}")
     } else {
         format!("{name}: unchanged, version {version}")
-    }
+    })
 }

@@ -11,21 +11,17 @@ use functions::domain::naming;
 use functions::ports::Deps;
 use functions::steps::state::ArtifactRef;
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
+use super::operation::{deployment_reply, execute, local_only, manifest_json, Cost};
 use super::{deps, manifest, manifest_for_stage, CliError};
-use crate::cli::{EngineKind, Global};
-use crate::output::{table, Reply};
-use crate::progress::Progress;
-use crate::{engine, App};
+use crate::cli::Global;
+use crate::output::Reply;
+use crate::App;
 
 /// Deploys the service stack, or the stage.
 pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -> Result<Reply, CliError> {
-    if global.engine == EngineKind::Aws {
-        return Err(CliError::Usage(
-            "deploy --engine aws needs the installed deployer, which this version cannot install yet; use --engine local".to_owned(),
-        ));
-    }
+    local_only(global, "deploy")?;
     let manifest = match stage {
         Some(stage) => manifest_for_stage(file, stage)?,
         None => manifest(file)?,
@@ -40,25 +36,11 @@ pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -
     let artifacts = upload(&manifest, &packages, &deps).await?;
     let request = json!({
         "stage": stage,
-        "manifest": serde_json::to_value(&manifest).map_err(|e| CliError::Usage(e.to_string()))?,
+        "manifest": manifest_json(&manifest)?,
         "artifacts": artifacts,
     });
-
-    let (progress, events) = Progress::start(false);
-    let execution = engine::run_local("deploy", &manifest.region, request, deps, events)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let transitions = execution.transitions;
-    let seen = progress.finish().await;
-    let Some(output) = execution.output.filter(|_| execution.error.is_none()) else {
-        return Err(CliError::Execution {
-            operation: "deploy".to_owned(),
-            state: seen.state_of(execution.error.as_deref().unwrap_or_default()).unwrap_or_else(|| "?".to_owned()),
-            error: execution.error.unwrap_or_default(),
-            cause: execution.cause.unwrap_or_default(),
-        });
-    };
-    Ok(summary(&manifest, stage, &output, transitions, started, app))
+    let (output, transitions) = execute("deploy", &manifest, request, deps).await?;
+    Ok(summary(&manifest, stage, &output, &Cost::of(app, transitions, started)))
 }
 
 /// Packages every function's code (zips directories reproducibly).
@@ -111,60 +93,25 @@ async fn upload(
     Ok(refs)
 }
 
-/// What the deployment did, with the API calls it took.
-fn summary(
-    manifest: &Manifest,
-    stage: Option<&str>,
-    output: &Value,
-    transitions: u64,
-    started: Instant,
-    app: &App,
-) -> Reply {
-    let calls = app.calls.by_service();
-    let stack_operations: u64 = app
-        .calls
-        .snapshot()
-        .iter()
-        .filter(|((service, op), _)| {
-            service == "CloudFormation" && matches!(op.as_str(), "CreateStack" | "UpdateStack" | "DeleteStack")
-        })
-        .map(|(_, count)| count.calls)
-        .sum();
-    let seconds = started.elapsed().as_secs_f64();
-    let mut json = json!({
-        "service": manifest.service,
-        "stage": stage,
-        "result": output,
-        "api_calls": calls,
-        "stack_operations": stack_operations,
-        "state_transitions": transitions,
-        "seconds": (seconds * 1000.0).round() / 1000.0,
-    });
-    let calls_text = calls.iter().map(|(service, n)| format!("{service} {n}")).collect::<Vec<_>>().join(", ");
-    let text = match stage {
-        Some(stage) => {
-            let field = |key: &str| output.get(key).map(Value::to_string).unwrap_or_default();
-            let rows = vec![
-                vec!["deployment".to_owned(), field("id")],
-                vec!["functions published".to_owned(), field("published")],
-                vec!["functions unchanged".to_owned(), field("unchanged")],
-                vec!["stack operations".to_owned(), stack_operations.to_string()],
-                vec!["API calls".to_owned(), calls_text],
-                vec!["state transitions".to_owned(), transitions.to_string()],
-                vec!["time".to_owned(), format!("{seconds:.1} s")],
-            ];
-            format!("deployed {} to stage {stage}\n{}", manifest.service, table(&["", ""], &rows))
-        }
-        None => {
-            let operation = output.get("operation").and_then(Value::as_str).unwrap_or("none");
-            if let Some(object) = json.as_object_mut() {
-                object.insert("stack".to_owned(), json!(manifest.service));
-            }
-            format!(
-                "service stack {} ready ({operation}); {stack_operations} stack operation(s), API calls: {calls_text}, {transitions} state transitions, {seconds:.1} s",
-                manifest.service
-            )
-        }
+/// What the deployment did, with what it cost.
+fn summary(manifest: &Manifest, stage: Option<&str>, output: &Value, cost: &Cost) -> Reply {
+    let Some(stage) = stage else {
+        let mut json = Map::new();
+        json.insert("service".to_owned(), json!(manifest.service));
+        json.insert("stage".to_owned(), Value::Null);
+        json.insert("result".to_owned(), output.clone());
+        cost.add_to(&mut json);
+        json.insert("stack".to_owned(), json!(manifest.service));
+        let operation = output.get("operation").and_then(Value::as_str).unwrap_or("none");
+        let text = format!(
+            "service stack {} ready ({operation}); {} stack operation(s), API calls: {}, {} state transitions, {:.1} s",
+            manifest.service,
+            cost.stack_operations,
+            cost.calls_text(),
+            cost.transitions,
+            cost.seconds
+        );
+        return Reply::new(Value::Object(json), text);
     };
-    Reply::new(json, text)
+    deployment_reply(manifest, stage, &format!("deployed {} to stage {stage}", manifest.service), output, cost)
 }

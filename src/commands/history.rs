@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use functions::domain::history::{Deployment, DeploymentKind, DeploymentStatus};
+use functions::domain::history::{Deployment, DeploymentStatus, StageState};
 use functions::error::StepError;
 use serde_json::{json, Value};
 
@@ -33,15 +33,16 @@ pub async fn run(file: &Path, stage: &str, app: &App) -> Result<Reply, CliError>
             None => break,
         }
     }
+    let removed = record.as_ref().is_some_and(|r| r.state == StageState::Removed);
     let active = record.and_then(|r| r.active);
-    let json = Value::Array(deployments.iter().map(|d| to_json(d, active)).collect());
+    let json = Value::Array(deployments.iter().map(|d| to_json(d, active, removed)).collect());
     let rows: Vec<Vec<String>> = deployments
         .iter()
         .map(|d| {
             let versions: Vec<String> = d.functions.iter().map(|(name, f)| format!("{name}:{}", f.version)).collect();
             vec![
                 format!("{}{}", d.id, if Some(d.id) == active { " *" } else { "" }),
-                kind(d.kind).to_owned(),
+                d.kind.as_str().to_owned(),
                 status(d.status).to_owned(),
                 d.time.format("%Y-%m-%d %H:%M:%S").to_string(),
                 d.origin.clone().unwrap_or_default(),
@@ -51,20 +52,12 @@ pub async fn run(file: &Path, stage: &str, app: &App) -> Result<Reply, CliError>
         })
         .collect();
     let text = format!(
-        "history of {} stage {stage} (* active)\n{}",
+        "history of {} stage {stage} ({})\n{}",
         manifest.service,
+        if removed { "removed: its deployments hold no versions" } else { "* active" },
         table(&["id", "kind", "status", "time", "origin", "versions", "error"], &rows)
     );
     Ok(Reply::new(json, text))
-}
-
-fn kind(kind: DeploymentKind) -> &'static str {
-    match kind {
-        DeploymentKind::Deploy => "deploy",
-        DeploymentKind::Rollback => "rollback",
-        DeploymentKind::Reset => "reset",
-        DeploymentKind::Clone => "clone",
-    }
 }
 
 fn status(status: DeploymentStatus) -> &'static str {
@@ -74,8 +67,8 @@ fn status(status: DeploymentStatus) -> &'static str {
     }
 }
 
-/// One deployment as `--output json` shows it.
-fn to_json(deployment: &Deployment, active: Option<u64>) -> Value {
+/// One deployment as `--output json` shows it; `removed`: its stage was removed.
+fn to_json(deployment: &Deployment, active: Option<u64>, removed: bool) -> Value {
     let functions: Vec<Value> = deployment
         .functions
         .iter()
@@ -94,10 +87,11 @@ fn to_json(deployment: &Deployment, active: Option<u64>) -> Value {
         .collect();
     json!({
         "id": deployment.id,
-        "kind": kind(deployment.kind),
+        "kind": deployment.kind.as_str(),
         "status": status(deployment.status),
         "time": deployment.time.to_rfc3339(),
         "active": Some(deployment.id) == active,
+        "removed": removed,
         "execution": deployment.execution,
         "origin": deployment.origin,
         "rollback_to": deployment.rollback_to,

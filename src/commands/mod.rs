@@ -1,9 +1,15 @@
 //! One module per subcommand; each returns a [`Reply`] or a [`CliError`].
 
 mod bootstrap;
+mod cleanup;
+mod clone;
 mod deploy;
 mod history;
+mod operation;
+mod remove;
 mod render;
+mod reset;
+mod rollback;
 mod status;
 mod unlock;
 mod validate;
@@ -88,6 +94,11 @@ pub async fn run(cli: &Cli, app: &App) -> Result<Reply, CliError> {
         Command::Schema => Ok(render::schema()),
         Command::Bootstrap => bootstrap::run(file, cli.global.engine, app).await,
         Command::Deploy { stage } => deploy::run(file, stage.as_deref(), &cli.global, app).await,
+        Command::Rollback { stage, to } => rollback::run(file, stage, *to, &cli.global, app).await,
+        Command::Reset { stage, from } => reset::run(file, stage, from, &cli.global, app).await,
+        Command::Clone { stage, from } => clone::run(file, stage, from, &cli.global, app).await,
+        Command::Remove { stage } => remove::run(file, stage.as_deref(), &cli.global, app).await,
+        Command::Cleanup => cleanup::run(file, &cli.global, app).await,
         Command::Status { stage } => status::run(file, stage.as_deref(), app).await,
         Command::History { stage } => history::run(file, stage, app).await,
         Command::Unlock { stage, lock_id } => unlock::run(file, stage, lock_id, app).await,

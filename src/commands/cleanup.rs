@@ -1,0 +1,53 @@
+//! `aliasflow cleanup`: runs `cleanup.asl.json` now, as its schedule does: breaks stale stage
+//! locks, removes the stages whose `ttl` expired, and collects the garbage. A stage that could
+//! not be removed makes the command fail after the others were.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use super::operation::{execute, field, local_only, manifest_json, Cost};
+use super::remove::{garbage_rows, list};
+use super::{deps, manifest, CliError};
+use crate::cli::Global;
+use crate::output::{table, Reply};
+use crate::App;
+
+/// Cleans up.
+pub async fn run(file: &Path, global: &Global, app: &App) -> Result<Reply, CliError> {
+    local_only(global, "cleanup")?;
+    let manifest = manifest(file)?;
+    let started = Instant::now();
+    let (deps, _) = deps(&manifest, app).await?;
+    let request = json!({ "manifest": manifest_json(&manifest)? });
+    let (output, transitions) = execute("cleanup", &manifest, request, deps).await?;
+    let stages: &[Value] = output.get("stages").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    if let Some(failed) = stages.iter().find(|s| s.get("error").is_some()) {
+        return Err(CliError::Execution {
+            operation: "cleanup".to_owned(),
+            state: format!("RemoveExpiredStages (stage {})", field(failed, "/stage")),
+            error: field(failed, "/error/Error"),
+            cause: field(failed, "/error/Cause"),
+        });
+    }
+    let mut rows = vec![vec!["stale locks broken".to_owned(), list(output.get("locks_broken"))]];
+    for stage in stages {
+        let what = match stage.get("skipped") {
+            Some(reason) => format!("skipped: {}", reason.as_str().unwrap_or_default()),
+            None => format!("removed (deployment {})", field(stage, "/deployment")),
+        };
+        rows.push(vec![format!("expired stage {}", field(stage, "/stage")), what]);
+    }
+    if stages.is_empty() {
+        rows.push(vec!["expired stages".to_owned(), "-".to_owned()]);
+    }
+    rows.extend(garbage_rows(output.get("garbage")));
+    let cost = Cost::of(app, transitions, started);
+    rows.extend(cost.rows());
+    let mut json = Map::new();
+    json.insert("service".to_owned(), json!(manifest.service));
+    json.insert("result".to_owned(), output);
+    cost.add_to(&mut json);
+    Ok(Reply::new(Value::Object(json), format!("cleaned up {}\n{}", manifest.service, table(&["", ""], &rows))))
+}

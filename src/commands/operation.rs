@@ -1,0 +1,172 @@
+//! Running one workflow on the local engine and reporting it: what every command that changes
+//! the service shares (deploy, rollback, reset, clone, remove, cleanup).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use functions::domain::manifest::Manifest;
+use functions::ports::Deps;
+use serde_json::{json, Map, Value};
+
+use super::{deps, manifest_for_stage, CliError};
+use crate::cli::{EngineKind, Global};
+use crate::output::{table, Reply};
+use crate::progress::Progress;
+use crate::{engine, App};
+
+/// Refuses `--engine aws`, which needs the installed deployer.
+pub fn local_only(global: &Global, operation: &str) -> Result<(), CliError> {
+    if global.engine == EngineKind::Aws {
+        return Err(CliError::Usage(format!(
+            "{operation} --engine aws needs the installed deployer, which this version cannot install yet; use --engine local"
+        )));
+    }
+    Ok(())
+}
+
+/// The manifest as the execution input carries it.
+pub fn manifest_json(manifest: &Manifest) -> Result<Value, CliError> {
+    serde_json::to_value(manifest).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Runs `operation` on `request` in this process, with progress on stderr. Returns the
+/// execution's output and its state transitions; a failed execution is an error naming the
+/// state that failed.
+pub async fn execute(
+    operation: &str,
+    manifest: &Manifest,
+    request: Value,
+    deps: Deps,
+) -> Result<(Value, u64), CliError> {
+    let (progress, events) = Progress::start(false);
+    let execution = engine::run_local(operation, &manifest.region, request, deps, events)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let seen = progress.finish().await;
+    match execution.output.filter(|_| execution.error.is_none()) {
+        Some(output) => Ok((output, execution.transitions)),
+        None => Err(CliError::Execution {
+            operation: operation.to_owned(),
+            state: seen.state_of(execution.error.as_deref().unwrap_or_default()).unwrap_or_else(|| "?".to_owned()),
+            error: execution.error.unwrap_or_default(),
+            cause: execution.cause.unwrap_or_default(),
+        }),
+    }
+}
+
+/// What a command cost: AWS API calls, stack operations, state transitions and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cost {
+    /// API calls by AWS service.
+    pub calls: BTreeMap<String, u64>,
+    /// CloudFormation create, update and delete calls.
+    pub stack_operations: u64,
+    /// State transitions of the executions.
+    pub transitions: u64,
+    /// Seconds since the command started.
+    pub seconds: f64,
+}
+
+impl Cost {
+    /// The cost so far of a command that started at `started`.
+    pub fn of(app: &App, transitions: u64, started: Instant) -> Self {
+        let stack_operations = app
+            .calls
+            .snapshot()
+            .iter()
+            .filter(|((service, op), _)| {
+                service == "CloudFormation" && matches!(op.as_str(), "CreateStack" | "UpdateStack" | "DeleteStack")
+            })
+            .map(|(_, count)| count.calls)
+            .sum();
+        Self { calls: app.calls.by_service(), stack_operations, transitions, seconds: started.elapsed().as_secs_f64() }
+    }
+
+    /// `CloudFormation 2, DynamoDB 9, Lambda 12`.
+    pub fn calls_text(&self) -> String {
+        self.calls.iter().map(|(service, n)| format!("{service} {n}")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The rows a command's text summary ends with.
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        vec![
+            vec!["stack operations".to_owned(), self.stack_operations.to_string()],
+            vec!["API calls".to_owned(), self.calls_text()],
+            vec!["state transitions".to_owned(), self.transitions.to_string()],
+            vec!["time".to_owned(), format!("{:.1} s", self.seconds)],
+        ]
+    }
+
+    /// Adds the cost's fields to a command's JSON reply.
+    pub fn add_to(&self, json: &mut Map<String, Value>) {
+        json.insert("api_calls".to_owned(), json!(self.calls));
+        json.insert("stack_operations".to_owned(), json!(self.stack_operations));
+        json.insert("state_transitions".to_owned(), json!(self.transitions));
+        json.insert("seconds".to_owned(), json!((self.seconds * 1000.0).round() / 1000.0));
+    }
+}
+
+/// A field of an execution's output as text (`-` when absent).
+pub fn field(output: &Value, pointer: &str) -> String {
+    match output.pointer(pointer) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Runs `operation` on one stage: the execution input is the stage, the manifest and `extra`'s
+/// fields. Returns the manifest, the execution's output and what it cost.
+pub async fn on_stage(
+    file: &std::path::Path,
+    operation: &str,
+    stage: &str,
+    extra: Value,
+    global: &Global,
+    app: &App,
+) -> Result<(Manifest, Value, Cost), CliError> {
+    local_only(global, operation)?;
+    let manifest = manifest_for_stage(file, stage)?;
+    let started = Instant::now();
+    let (deps, _) = deps(&manifest, app).await?;
+    let mut request = json!({ "stage": stage, "manifest": manifest_json(&manifest)? });
+    if let (Some(request), Value::Object(extra)) = (request.as_object_mut(), extra) {
+        request.extend(extra);
+    }
+    let (output, transitions) = execute(operation, &manifest, request, deps).await?;
+    Ok((manifest, output, Cost::of(app, transitions, started)))
+}
+
+/// The reply of an operation that records a deployment (`RecordDeployment`'s output): the
+/// headline, then the deployment, where its code came from, and what it cost.
+pub fn deployment_reply(manifest: &Manifest, stage: &str, headline: &str, output: &Value, cost: &Cost) -> Reply {
+    let mut json = Map::new();
+    json.insert("service".to_owned(), json!(manifest.service));
+    json.insert("stage".to_owned(), json!(stage));
+    json.insert("result".to_owned(), output.clone());
+    cost.add_to(&mut json);
+    let mut rows = vec![vec!["deployment".to_owned(), field(output, "/id")]];
+    if output.get("origin").is_some_and(|o| !o.is_null()) {
+        rows.push(vec!["from".to_owned(), field(output, "/origin")]);
+    }
+    rows.push(vec!["functions published".to_owned(), field(output, "/published")]);
+    rows.push(vec!["functions unchanged".to_owned(), field(output, "/unchanged")]);
+    rows.extend(cost.rows());
+    Reply::new(Value::Object(json), format!("{headline}\n{}", table(&["", ""], &rows)))
+}
+
+/// Reset and clone: runs `operation` on `stage` with `from`'s active code; `headline` says what
+/// happened given the service and the origin (`prod#4`).
+pub async fn copy(
+    file: &std::path::Path,
+    operation: &str,
+    stage: &str,
+    from: &str,
+    global: &Global,
+    app: &App,
+    headline: impl FnOnce(&str, &str) -> String,
+) -> Result<Reply, CliError> {
+    let (manifest, output, cost) = on_stage(file, operation, stage, json!({ "from": from }), global, app).await?;
+    let headline = headline(&manifest.service, &field(&output, "/origin"));
+    Ok(deployment_reply(&manifest, stage, &headline, &output, &cost))
+}
