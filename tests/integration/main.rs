@@ -7,3 +7,4 @@ mod bootstrap;
 mod deploy;
 mod faults;
 mod history;
+mod lifecycle;

@@ -1,3 +1,4 @@
 pub mod moto;
 pub mod throttle;
 pub mod workspace;
+pub mod world;
