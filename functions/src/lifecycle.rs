@@ -292,3 +292,157 @@ async fn expired(manifest: &Manifest, deps: &Deps) -> Result<Vec<String>, StepEr
     }
     Ok(expired)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::domain::history::{Deployment, StageState};
+    use crate::fakes::FakeAws;
+    use crate::ports::{Artifacts, History};
+    use crate::steps::ensure_stage_stack::template_key;
+    use crate::steps::fixtures::{deployed, manifest, record, SERVICE};
+    use crate::steps::plan::{run, Input};
+    use crate::steps::state::Plan;
+
+    async fn plan(aws: &FakeAws, operation: &str, request: serde_json::Value) -> Result<Plan, crate::error::StepError> {
+        let mut request = request;
+        request["manifest"] = serde_json::to_value(manifest()).unwrap();
+        run(Input { request, execution: "exec-1".into(), operation: operation.into() }, &aws.deps()).await
+    }
+
+    /// Deployments 1, 2, 3 of `stage`, each with api version = id and worker version 1.
+    async fn deploys(aws: &FakeAws, stage: &str, count: u64) -> Vec<Deployment> {
+        let mut all = Vec::new();
+        for id in 1..=count {
+            let functions = [
+                ("api", record(stage, "shop-api", &id.to_string(), &format!("shop/artifacts/api-{id}.zip"))),
+                ("thumbnailer", record(stage, &format!("shop-{stage}-thumbnailer"), "1", "shop/artifacts/t.zip")),
+                ("worker", record(stage, "shop-worker", "1", "shop/artifacts/w.zip")),
+            ];
+            for (_, record) in &functions {
+                aws.history.put_artifact(SERVICE, &record.artifact_key).await.unwrap();
+            }
+            all.push(deployed(aws, stage, id, (id > 1).then(|| id - 1), &functions).await);
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn a_rollback_returns_to_the_deployment_before_the_active_one_and_carries_its_rollback_to() {
+        let aws = FakeAws::default();
+        let dev = deploys(&aws, "dev", 3).await;
+        let plan = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap();
+        let source = plan.source.unwrap();
+        assert_eq!((source.deployment, source.rollback_to, source.restore_stack), (2, Some(1), None));
+        assert_eq!(plan.deployment_id, 4);
+        let published = plan.published.unwrap();
+        let to: Vec<(&str, &str)> = published.iter().map(|p| (p.name.as_str(), p.record.version.as_str())).collect();
+        assert_eq!(to, [("api", "2"), ("thumbnailer", "1"), ("worker", "1")]);
+        assert!(published.iter().all(|p| !p.new_version && p.record == dev[1].functions[&p.name]));
+        let api = plan.functions.iter().find(|f| f.name == "api").unwrap();
+        assert_eq!(api.previous.as_ref().map(|p| p.version.as_str()), Some("3"), "what the alias points at now");
+    }
+
+    #[tokio::test]
+    async fn a_rollback_across_a_stack_change_restores_the_kept_template_and_refuses_without_it() {
+        let aws = FakeAws::default();
+        let mut dev = deploys(&aws, "dev", 2).await;
+        dev[0].stage_template_hash = Some("template-0".into());
+        let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        aws.history.record(&dev[0], &stage).await.unwrap();
+        let err = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap_err();
+        assert_eq!(err.error_type(), "Conflict");
+        assert!(err.to_string().contains("deploy stage dev instead"), "{err}");
+        aws.artifacts.put(&template_key(SERVICE, "template-0"), b"{}".to_vec()).await.unwrap();
+        let plan = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap();
+        assert_eq!(plan.source.unwrap().restore_stack.as_deref(), Some("template-0"));
+    }
+
+    #[tokio::test]
+    async fn rollback_to_an_id_of_another_stage_names_that_stage_and_nothing_before_the_first_is_refused() {
+        let aws = FakeAws::default();
+        deploys(&aws, "dev", 1).await;
+        deploys(&aws, "prod", 2).await;
+        let err = plan(&aws, "rollback", json!({ "stage": "dev", "to": 2 })).await.unwrap_err();
+        assert_eq!(err.error_type(), "DeploymentUnknown");
+        assert!(err.to_string().contains("deployment of stage prod"), "{err}");
+        let err = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap_err();
+        assert_eq!(err.error_type(), "NothingToRollBack");
+        let err = plan(&aws, "rollback", json!({ "stage": "qa" })).await.unwrap_err();
+        assert_eq!(err.error_type(), "StageUnknown");
+    }
+
+    #[tokio::test]
+    async fn a_reset_takes_the_origins_code_for_every_function_and_records_where_it_came_from() {
+        let aws = FakeAws::default();
+        deploys(&aws, "dev", 1).await;
+        deploys(&aws, "prod", 2).await;
+        let plan = plan(&aws, "reset", json!({ "stage": "dev", "from": "prod" })).await.unwrap();
+        assert_eq!(plan.source.map(|s| s.origin()).as_deref(), Some("prod#2"));
+        let api = plan.functions.iter().find(|f| f.name == "api").unwrap();
+        assert_eq!(api.artifact.key, "shop/artifacts/api-2.zip");
+        let thumbnailer = plan.functions.iter().find(|f| f.name == "thumbnailer").unwrap();
+        assert_eq!(thumbnailer.function_name, "shop-dev-thumbnailer", "dev's own instance gets prod's code");
+        assert!(plan.published.is_none(), "PublishVersions decides");
+    }
+
+    #[tokio::test]
+    async fn a_reset_from_itself_an_unknown_origin_or_one_missing_a_function_is_refused() {
+        let aws = FakeAws::default();
+        deploys(&aws, "dev", 1).await;
+        let refused = |request: serde_json::Value| {
+            let aws = aws.clone();
+            async move { plan(&aws, "reset", request).await.unwrap_err() }
+        };
+        let err = refused(json!({ "stage": "dev", "from": "dev" })).await;
+        assert_eq!(err.error_type(), "OriginInvalid");
+        let err = refused(json!({ "stage": "dev", "from": "prod" })).await;
+        assert!(err.to_string().contains("aliasflow deploy --stage prod"), "{err}");
+        let err = refused(json!({ "stage": "dev" })).await;
+        assert_eq!(err.error_type(), "InputInvalid");
+        let api = record("prod", "shop-api", "1", "shop/artifacts/api-1.zip");
+        deployed(&aws, "prod", 1, None, &[("api", api)]).await;
+        let err = refused(json!({ "stage": "dev", "from": "prod" })).await;
+        assert!(err.to_string().contains("no function thumbnailer"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_clone_onto_a_live_stage_is_refused_with_the_advice_to_reset() {
+        let aws = FakeAws::default();
+        deploys(&aws, "dev", 1).await;
+        deploys(&aws, "prod", 1).await;
+        let err = plan(&aws, "clone", json!({ "stage": "dev", "from": "prod" })).await.unwrap_err();
+        assert_eq!(err.error_type(), "StageExists");
+        assert!(err.to_string().contains("aliasflow reset --stage dev --from <stage>"), "{err}");
+        let plan = plan(&aws, "clone", json!({ "stage": "feature", "from": "prod" })).await.unwrap();
+        assert_eq!(plan.deployment_id, 1);
+    }
+
+    #[tokio::test]
+    async fn cleanup_finds_the_live_stages_whose_ttl_passed_since_their_last_deploy() {
+        let aws = FakeAws::default();
+        for stage in ["dev", "pr-1", "pr-2", "pr-3"] {
+            deploys(&aws, stage, 1).await;
+        }
+        for (stage, age_days, state) in
+            [("dev", 30, StageState::Active), ("pr-1", 8, StageState::Active), ("pr-3", 8, StageState::Removed)]
+        {
+            let mut record = aws.history.stage(SERVICE, stage).await.unwrap().unwrap();
+            record.last_deployed_at = Some(chrono::Utc::now() - chrono::Duration::days(age_days));
+            record.state = state;
+            aws.history.put_stage(&record).await.unwrap();
+        }
+        let plan = plan(&aws, "cleanup", json!({})).await.unwrap();
+        assert_eq!(plan.expired, ["pr-1"], "dev has no ttl, pr-2 is fresh, pr-3 is gone");
+    }
+
+    #[tokio::test]
+    async fn the_service_stack_is_not_removed_while_a_stage_is_live() {
+        let aws = FakeAws::default();
+        deploys(&aws, "dev", 1).await;
+        let err = plan(&aws, "remove", json!({})).await.unwrap_err();
+        assert_eq!(err.error_type(), "StageExists");
+        assert!(err.to_string().contains("(dev)"), "{err}");
+    }
+}

@@ -209,3 +209,106 @@ async fn collect_versions(
     }
     Ok((deleted, kept))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::history::StageState;
+    use crate::fakes::FakeAws;
+    use crate::ports::{Artifacts, Functions, History};
+    use crate::steps::fixtures::{catalogued, deployed, publish, record, REGION, SERVICE};
+
+    fn input() -> Input {
+        Input { service: SERVICE.into(), owner: "exec-gc".into() }
+    }
+
+    /// dev points shop-api at version 1 (code a.zip); version 2 (b.zip) is in the catalogue only.
+    async fn dev_and_an_orphan(aws: &FakeAws) -> (String, String) {
+        let lambda = aws.regions.fake_functions(REGION);
+        let kept = publish(&lambda, "shop-api", "shop/artifacts/a.zip").await;
+        lambda.point_alias("shop-api", "dev", &kept).await.unwrap();
+        deployed(aws, "dev", 1, None, &[("api", record("dev", "shop-api", &kept, "shop/artifacts/a.zip"))]).await;
+        let orphan = publish(&lambda, "shop-api", "shop/artifacts/b.zip").await;
+        aws.history
+            .put_version(SERVICE, &catalogued(&record("x", "shop-api", &orphan, "shop/artifacts/b.zip")))
+            .await
+            .unwrap();
+        for key in ["shop/artifacts/a.zip", "shop/artifacts/b.zip"] {
+            aws.artifacts.put(key, b"zip".to_vec()).await.unwrap();
+            aws.history.put_artifact(SERVICE, key).await.unwrap();
+        }
+        (kept, orphan)
+    }
+
+    fn catalogue(aws: &FakeAws) -> Vec<String> {
+        aws.history.snapshot().versions.values().map(|v| format!("{}:{}", v.function_name, v.version)).collect()
+    }
+
+    #[tokio::test]
+    async fn an_orphaned_version_and_its_artifact_are_deleted_and_forgotten_and_what_dev_uses_stays() {
+        let aws = FakeAws::default();
+        let (kept, orphan) = dev_and_an_orphan(&aws).await;
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
+        assert_eq!(output.deleted_objects, ["shop/artifacts/b.zip"]);
+        let versions = aws.regions.fake_functions(REGION).versions("shop-api").await.unwrap();
+        assert_eq!(versions.iter().map(|v| v.version.clone()).collect::<Vec<_>>(), [kept.clone()]);
+        assert_eq!(catalogue(&aws), [format!("shop-api:{kept}")]);
+        assert_eq!(aws.artifacts.keys(), ["shop/artifacts/a.zip"]);
+        assert_eq!(aws.history.artifacts(SERVICE).await.unwrap(), ["shop/artifacts/a.zip"]);
+    }
+
+    #[tokio::test]
+    async fn a_version_an_alias_uses_is_never_deleted_even_when_no_deployment_needs_it() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        // An alias made outside aliasflow.
+        aws.regions.fake_functions(REGION).point_alias("shop-api", "hotfix", &orphan).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.deleted_versions.is_empty(), "{output:?}");
+        assert_eq!(output.kept_versions, [format!("shop-api:{orphan} (alias hotfix)")]);
+        assert!(catalogue(&aws).contains(&format!("shop-api:{orphan}")), "still known, for the next run");
+        assert!(output.deleted_objects.is_empty(), "its artifact stays with it: {output:?}");
+    }
+
+    #[tokio::test]
+    async fn the_deployments_of_a_removed_stage_hold_no_versions() {
+        let aws = FakeAws::default();
+        let (kept, _) = dev_and_an_orphan(&aws).await;
+        let lambda = aws.regions.fake_functions(REGION);
+        let old = publish(&lambda, "shop-api", "shop/artifacts/c.zip").await;
+        deployed(&aws, "pr-1", 1, None, &[("api", record("pr-1", "shop-api", &old, "shop/artifacts/c.zip"))]).await;
+        let mut pr = aws.history.stage(SERVICE, "pr-1").await.unwrap().unwrap();
+        pr.state = StageState::Removed;
+        aws.history.put_stage(&pr).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.deleted_versions.contains(&format!("shop-api:{old}")), "{output:?}");
+        assert!(!output.deleted_versions.contains(&format!("shop-api:{kept}")), "{output:?}");
+        assert_eq!(aws.history.deployments(SERVICE, "pr-1", 10, None).await.unwrap().items.len(), 1, "history kept");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_collected_while_another_execution_holds_a_stage_lock() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        let now = chrono::Utc::now();
+        aws.history.acquire(SERVICE, "stage:dev", "exec-deploy", Duration::from_secs(60), now).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.skipped.as_deref().is_some_and(|s| s.contains("exec-deploy")), "{output:?}");
+        assert!(catalogue(&aws).contains(&format!("shop-api:{orphan}")));
+        // Its own lock does not stop it.
+        let output = run(Input { owner: "exec-deploy".into(), ..input() }, &aws.deps()).await.unwrap();
+        assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
+    }
+
+    #[tokio::test]
+    async fn collecting_twice_is_harmless() {
+        let aws = FakeAws::default();
+        dev_and_an_orphan(&aws).await;
+        run(input(), &aws.deps()).await.unwrap();
+        let again = run(input(), &aws.deps()).await.unwrap();
+        assert!(again.deleted_versions.is_empty() && again.deleted_objects.is_empty(), "{again:?}");
+    }
+}

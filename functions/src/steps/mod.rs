@@ -9,6 +9,8 @@ pub mod delete_aliases;
 pub mod delete_stack;
 pub mod ensure_service_stack;
 pub mod ensure_stage_stack;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod plan;
 pub mod publish_version;
 pub mod reapply_latest;
