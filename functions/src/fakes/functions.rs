@@ -514,6 +514,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_versions_configuration_is_the_one_it_was_published_with() {
+        let fake = FakeFunctions::default().create("shop-api");
+        let v1 = deploy(&fake, "shop-api", "one.zip").await;
+        fake.update_config("shop-api", &config(512)).await.unwrap();
+        deploy(&fake, "shop-api", "two.zip").await;
+        let published = fake.config_of("shop-api", &v1.version).await.unwrap().unwrap();
+        assert_eq!((published.memory, published.architecture.as_str()), (128, "arm64"));
+        assert_eq!(fake.config_of("shop-api", "9").await.unwrap(), None);
+        assert_eq!(fake.config_of("shop-web", "1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn version_numbers_are_never_reused_after_a_delete() {
         let fake = FakeFunctions::default().create("shop-api");
         deploy(&fake, "shop-api", "one.zip").await;

@@ -99,3 +99,61 @@ async fn record_unlock(input: &Input, record: &StageRecord, lock: &Lock, deps: &
     deps.history.record(&deployment, &stage).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::fakes::FakeAws;
+    use crate::ports::History;
+    use crate::steps::fixtures::{deployed, record, SERVICE};
+
+    fn input() -> Input {
+        Input { service: SERVICE.into(), owner: "exec-cleanup".into() }
+    }
+
+    #[tokio::test]
+    async fn an_expired_lock_is_broken_and_recorded_once_and_a_live_one_is_left_alone() {
+        let aws = FakeAws::default();
+        let api = record("dev", "shop-api", "1", "a.zip");
+        deployed(&aws, "dev", 1, None, &[("api", api.clone())]).await;
+        deployed(&aws, "prod", 1, None, &[("api", record("prod", "shop-api", "1", "a.zip"))]).await;
+        let minute = Duration::from_secs(60);
+        let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+        aws.history.acquire(SERVICE, "stage:dev", "exec-dead", minute, an_hour_ago).await.unwrap();
+        aws.history.acquire(SERVICE, "stage:prod", "exec-alive", minute, Utc::now()).await.unwrap();
+
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert_eq!(output.broken.len(), 1);
+        assert!(output.broken[0].starts_with("dev: exec-dead"), "{output:?}");
+        assert_eq!(aws.history.lock(SERVICE, "stage:dev").await.unwrap(), None);
+        assert_eq!(
+            aws.history.lock(SERVICE, "stage:prod").await.unwrap().map(|l| l.owner).as_deref(),
+            Some("exec-alive")
+        );
+
+        let rows = aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items;
+        assert_eq!((rows[0].id, rows[0].kind, rows[0].status), (2, DeploymentKind::Unlock, DeploymentStatus::Failed));
+        assert!(rows[0].error.as_deref().is_some_and(|e| e.contains("exec-dead")), "{:?}", rows[0].error);
+        assert_eq!(rows[0].functions["api"], api, "the aliases as the history knows them");
+        let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        assert_eq!((stage.active, stage.next_id), (Some(1), 3), "the active deployment stays");
+
+        run(input(), &aws.deps()).await.unwrap();
+        assert_eq!(aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items.len(), 2, "recorded once");
+    }
+
+    #[tokio::test]
+    async fn a_repeat_after_taking_the_lock_over_only_releases_it() {
+        let aws = FakeAws::default();
+        deployed(&aws, "dev", 1, None, &[]).await;
+        aws.history.acquire(SERVICE, "stage:dev", "exec-cleanup", Duration::from_secs(60), Utc::now()).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.broken.is_empty());
+        assert_eq!(aws.history.lock(SERVICE, "stage:dev").await.unwrap(), None);
+        assert_eq!(aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items.len(), 1);
+    }
+}

@@ -62,3 +62,33 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     deleted.sort();
     Ok(Output { deleted })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::FakeAws;
+    use crate::ports::Functions;
+    use crate::steps::fixtures::{manifest, publish, REGION};
+
+    #[tokio::test]
+    async fn every_shared_function_loses_the_stages_alias_and_keeps_the_others() {
+        let aws = FakeAws::default();
+        let lambda = aws.regions.fake_functions(REGION);
+        for function in ["shop-api", "shop-worker"] {
+            let version = publish(&lambda, function, "code.zip").await;
+            for stage in ["dev", "prod"] {
+                lambda.point_alias(function, stage, &version).await.unwrap();
+            }
+        }
+        let input = || Input { manifest: manifest(), stage: "dev".into(), functions: Vec::new() };
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert_eq!(
+            output.deleted,
+            ["shop-api", "shop-worker"],
+            "from the manifest, though no deployment recorded them"
+        );
+        let aliases: Vec<String> = lambda.alias_snapshot().into_keys().map(|(f, a)| format!("{f}:{a}")).collect();
+        assert_eq!(aliases, ["shop-api:prod", "shop-worker:prod"]);
+        run(input(), &aws.deps()).await.unwrap();
+    }
+}

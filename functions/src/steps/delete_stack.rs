@@ -50,3 +50,50 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     tracing::info!(%stack, deleted, "stack gone");
     Ok(Output { stack, deleted })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::history::ServiceRecord;
+    use crate::fakes::FakeAws;
+    use crate::ports::{History, Stacks, TemplateSource};
+    use crate::steps::fixtures::{manifest, REGION, SERVICE};
+
+    fn template(function: &str) -> TemplateSource {
+        let resource = json!({ "Type": "AWS::Lambda::Function", "Properties": { "FunctionName": function } });
+        TemplateSource::Body(json!({ "Resources": { "Thumbnailer": resource } }).to_string())
+    }
+
+    #[tokio::test]
+    async fn the_stage_stack_goes_with_its_functions_and_a_second_run_finds_nothing_to_do() {
+        let aws = FakeAws::default();
+        let stacks = aws.regions.fake_stacks(REGION);
+        stacks.create("shop-dev", &template("shop-dev-thumbnailer"), &[]).await.unwrap();
+        stacks.create("shop-prod", &template("shop-prod-thumbnailer"), &[]).await.unwrap();
+        let input = || Input { manifest: manifest(), stage: Some("dev".into()), region: REGION.into() };
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert_eq!((output.stack.as_str(), output.deleted), ("shop-dev", true));
+        assert_eq!(stacks.stack_names(), ["shop-prod"]);
+        assert!(!aws.regions.fake_functions(REGION).exists("shop-dev-thumbnailer"));
+        assert!(!run(input(), &aws.deps()).await.unwrap().deleted);
+    }
+
+    #[tokio::test]
+    async fn without_a_stage_the_service_stack_goes_and_the_service_is_forgotten() {
+        let aws = FakeAws::default();
+        aws.regions.fake_stacks(REGION).create("shop", &template("shop-api"), &[]).await.unwrap();
+        let record = ServiceRecord {
+            service: SERVICE.into(),
+            region: REGION.into(),
+            template_hash: "h".into(),
+            outputs: Default::default(),
+            updated_at: chrono::Utc::now(),
+        };
+        aws.history.put_service(&record).await.unwrap();
+        run(Input { manifest: manifest(), stage: None, region: REGION.into() }, &aws.deps()).await.unwrap();
+        assert!(aws.regions.fake_stacks(REGION).stack_names().is_empty());
+        assert_eq!(aws.history.service(SERVICE).await.unwrap(), None);
+    }
+}

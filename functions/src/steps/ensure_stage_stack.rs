@@ -123,3 +123,58 @@ async fn stored(service: &str, hash: &str, deps: &Deps) -> Result<AppliedTemplat
     let bytes = deps.artifacts.get(&key).await?.ok_or_else(|| missing("is not in the artifact bucket"))?;
     serde_json::from_slice(&bytes).map_err(|_| missing("is not a stored template"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::history::StageState;
+    use crate::fakes::FakeAws;
+    use crate::steps::fixtures::{manifest, REGION, SERVICE};
+
+    fn input(stage_record: Option<StageRecord>, source: Option<Source>) -> Input {
+        let outputs = [("FunctionRoleArn", "arn:role"), ("RestApiId", "api-1"), ("AssetsBucket", "assets")];
+        let outputs = outputs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        Input {
+            manifest: manifest(),
+            stage: "dev".into(),
+            region: REGION.into(),
+            stage_record,
+            service_stack: StackResult { hash: "s".into(), operation: "none".into(), outputs },
+            source,
+        }
+    }
+
+    fn recorded(result: &StackResult) -> StageRecord {
+        StageRecord {
+            template_hash: Some(result.hash.clone()),
+            outputs: result.outputs.clone(),
+            state: StageState::Active,
+            ..StageRecord::new(SERVICE, "dev", REGION)
+        }
+    }
+
+    #[tokio::test]
+    async fn each_template_the_stack_is_brought_to_is_kept_and_a_rollback_brings_it_back() {
+        let aws = FakeAws::default();
+        let first = run(input(None, None), &aws.deps()).await.unwrap();
+        assert_eq!(first.operation, "created");
+        let key = template_key(SERVICE, &first.hash);
+        assert_eq!(aws.artifacts.keys(), [key.clone()]);
+
+        let unchanged = run(input(Some(recorded(&first)), None), &aws.deps()).await.unwrap();
+        assert_eq!(unchanged.operation, "none");
+        assert_eq!(aws.artifacts.calls("put"), 1, "an unchanged stack keeps nothing new");
+
+        let mut changed = input(Some(recorded(&first)), None);
+        changed.manifest.stage_outputs.insert("Extra".into(), serde_json::json!({ "Value": "x" }));
+        let second = run(changed, &aws.deps()).await.unwrap();
+        assert_eq!(second.operation, "updated");
+        assert_eq!(aws.artifacts.keys().len(), 2);
+
+        let back =
+            Source { stage: "dev".into(), deployment: 1, rollback_to: None, restore_stack: Some(first.hash.clone()) };
+        let restored = run(input(Some(recorded(&second)), Some(back)), &aws.deps()).await.unwrap();
+        assert_eq!((restored.operation.as_str(), restored.hash.as_str()), ("updated", first.hash.as_str()));
+        assert!(!restored.outputs.contains_key("Extra"), "{:?}", restored.outputs);
+    }
+}

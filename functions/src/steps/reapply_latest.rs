@@ -62,3 +62,67 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     reapplied.sort();
     Ok(Output { reapplied })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::config::FunctionConfig;
+    use crate::fakes::FakeAws;
+    use crate::ports::Functions;
+    use crate::steps::fixtures::{publish, record, REGION, SERVICE};
+    use crate::steps::state::ArtifactRef;
+
+    fn plan(name: &str, function: &str, key: &str) -> FunctionPlan {
+        FunctionPlan {
+            name: name.into(),
+            function_name: function.into(),
+            region: REGION.into(),
+            artifact: ArtifactRef { key: key.into(), code_sha256: String::new() },
+            previous: None,
+            known: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_stages_own_function_gets_the_code_and_configuration_of_its_version_back_in_latest() {
+        let aws = FakeAws::default();
+        let lambda = aws.regions.fake_functions(REGION);
+        let old = publish(&lambda, "shop-dev-thumbnailer", "t-1.zip").await;
+        let old_latest = lambda.peek("shop-dev-thumbnailer").unwrap();
+        let bigger = FunctionConfig { memory: 1024, ..old_latest.config.clone().unwrap() };
+        lambda.update_config("shop-dev-thumbnailer", &bigger).await.unwrap();
+        publish(&lambda, "shop-dev-thumbnailer", "t-2.zip").await;
+        publish(&lambda, "shop-api", "api-2.zip").await;
+        let api_latest = lambda.peek("shop-api").unwrap();
+
+        let mut thumbnailer = plan("thumbnailer", "shop-dev-thumbnailer", "t-1.zip");
+        thumbnailer.artifact.code_sha256 = old_latest.code_sha256.clone();
+        let input = |functions| Input {
+            service: SERVICE.into(),
+            stage: "dev".into(),
+            functions,
+            published: vec![
+                Published {
+                    name: "thumbnailer".into(),
+                    new_version: false,
+                    record: record("dev", "shop-dev-thumbnailer", &old, "t-1.zip"),
+                },
+                Published {
+                    name: "api".into(),
+                    new_version: false,
+                    record: record("dev", "shop-api", "1", "api-1.zip"),
+                },
+            ],
+        };
+        let functions = vec![thumbnailer, plan("api", "shop-api", "api-1.zip")];
+        let output = run(input(functions.clone()), &aws.deps()).await.unwrap();
+        assert_eq!(output.reapplied, ["shop-dev-thumbnailer"]);
+        let latest = lambda.peek("shop-dev-thumbnailer").unwrap();
+        assert_eq!(latest.code_sha256, old_latest.code_sha256);
+        assert_eq!(latest.config.map(|c| c.memory), old_latest.config.map(|c| c.memory));
+        assert_eq!(lambda.peek("shop-api").unwrap(), api_latest, "a shared function's $LATEST is left alone");
+
+        let again = run(input(functions), &aws.deps()).await.unwrap();
+        assert!(again.reapplied.is_empty(), "already right: {again:?}");
+    }
+}

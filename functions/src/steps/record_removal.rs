@@ -68,3 +68,33 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         origin: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::FakeAws;
+    use crate::ports::History;
+    use crate::steps::fixtures::{deployed, record, REGION, SERVICE};
+
+    #[tokio::test]
+    async fn the_stage_is_marked_removed_with_a_removal_row_on_top_of_its_kept_history() {
+        let aws = FakeAws::default();
+        deployed(&aws, "dev", 1, None, &[("api", record("dev", "shop-api", "1", "a.zip"))]).await;
+        let stage_record = aws.history.stage(SERVICE, "dev").await.unwrap();
+        let input = || Input {
+            owner: "exec-remove".into(),
+            service: SERVICE.into(),
+            stage: "dev".into(),
+            region: REGION.into(),
+            stage_record: stage_record.clone(),
+            deployment_id: 2,
+        };
+        run(input(), &aws.deps()).await.unwrap();
+        run(input(), &aws.deps()).await.unwrap();
+        let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        assert_eq!((stage.state, stage.active, stage.next_id), (StageState::Removed, None, 3));
+        let rows = aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items;
+        let kinds: Vec<DeploymentKind> = rows.iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, [DeploymentKind::Remove, DeploymentKind::Deploy]);
+    }
+}
