@@ -350,3 +350,30 @@ async fn remove_without_a_stage_removes_every_stage_then_the_service_stack() {
     let versions = world.history().versions("shop").await.expect("read");
     assert!(versions.is_empty(), "no version is left in the catalogue: {versions:?}");
 }
+
+#[tokio::test]
+async fn a_rollback_that_fails_midway_puts_every_alias_back_records_the_failure_and_releases_the_lock() {
+    let world = World::new().await;
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    let first = column(&world.stage_status("dev").await, "version");
+    change(&world, "api", "api 2");
+    change(&world, "worker", "worker 2");
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    let second = column(&world.stage_status("dev").await, "version");
+    // Someone deletes worker's first version behind aliasflow's back: its alias cannot go there.
+    let deleted =
+        world.lambda().delete_function().function_name("shop-worker").qualifier(&first["worker"]).send().await;
+    deleted.expect("delete the version");
+
+    let err = world.refused(&["rollback", "--stage", "dev"]).await;
+    assert_eq!(err.error_type(), "AwsFailed", "{err}");
+    assert!(err.to_string().contains("shop-worker"), "names the function: {err}");
+    let now = world.stage_status("dev").await;
+    assert_eq!(column(&now, "version"), second, "every alias is back where it was");
+    assert!(now.values().all(|r| r["drift"] == false), "{now:?}");
+    let newest = &world.stage_history("dev").await[0];
+    assert_eq!((newest["kind"].as_str(), newest["status"].as_str()), (Some("rollback"), Some("failed")));
+    assert_eq!(newest["origin"], "dev#1");
+    assert!(world.history().lock("shop", "stage:dev").await.expect("lock").is_none(), "the lock is released");
+    world.ok(&["deploy", "--stage", "dev"]).await;
+}
