@@ -5,6 +5,7 @@
 //! - [`aws`]: the only code that names the AWS SDK; one adapter per port.
 //! - [`fakes`] (feature `fakes`, and unit tests): in-memory ports for tests.
 //! - [`steps`]: one module per Task state of the state machines, each a `run(input, &Deps)`.
+//! - `lambda` (feature `lambda`): the steps as Lambda functions, shared by the binaries in `src/bin/`.
 #![warn(missing_docs)]
 
 pub mod artifact;
@@ -15,6 +16,10 @@ pub mod domain;
 pub mod error;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+#[cfg(test)]
+mod infra;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod lifecycle;
 pub mod ports;
 pub mod steps;
