@@ -3,23 +3,19 @@
 //! not be removed makes the command fail after the others were.
 
 use std::path::Path;
-use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::operation::{execute, field, local_only, manifest_json, Cost};
+use super::operation::{begin, execute, field, manifest_json, report, Cost};
 use super::remove::{garbage_rows, list};
-use super::{deps, manifest, CliError};
+use super::CliError;
 use crate::cli::Global;
 use crate::output::{table, Reply};
 use crate::App;
 
 /// Cleans up.
 pub async fn run(file: &Path, global: &Global, app: &App) -> Result<Reply, CliError> {
-    local_only(global, "cleanup")?;
-    let manifest = manifest(file)?;
-    let started = Instant::now();
-    let (deps, _) = deps(&manifest, app).await?;
+    let (manifest, deps, started) = begin(file, "cleanup", None, global, app).await?;
     let request = json!({ "manifest": manifest_json(&manifest)? });
     let (output, transitions) = execute("cleanup", &manifest, request, deps).await?;
     let stages: &[Value] = output.get("stages").and_then(Value::as_array).map_or(&[], Vec::as_slice);
@@ -45,9 +41,6 @@ pub async fn run(file: &Path, global: &Global, app: &App) -> Result<Reply, CliEr
     rows.extend(garbage_rows(output.get("garbage")));
     let cost = Cost::of(app, transitions, started);
     rows.extend(cost.rows());
-    let mut json = Map::new();
-    json.insert("service".to_owned(), json!(manifest.service));
-    json.insert("result".to_owned(), output);
-    cost.add_to(&mut json);
+    let json = report(&manifest.service, None, output, &cost);
     Ok(Reply::new(Value::Object(json), format!("cleaned up {}\n{}", manifest.service, table(&["", ""], &rows))))
 }

@@ -11,9 +11,9 @@ use functions::domain::naming;
 use functions::ports::Deps;
 use functions::steps::state::ArtifactRef;
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::operation::{deployment_reply, execute, local_only, manifest_json, Cost};
+use super::operation::{deployment_reply, execute, local_only, manifest_json, report, Cost};
 use super::{deps, manifest, manifest_for_stage, CliError};
 use crate::cli::Global;
 use crate::output::Reply;
@@ -96,11 +96,7 @@ async fn upload(
 /// What the deployment did, with what it cost.
 fn summary(manifest: &Manifest, stage: Option<&str>, output: &Value, cost: &Cost) -> Reply {
     let Some(stage) = stage else {
-        let mut json = Map::new();
-        json.insert("service".to_owned(), json!(manifest.service));
-        json.insert("stage".to_owned(), Value::Null);
-        json.insert("result".to_owned(), output.clone());
-        cost.add_to(&mut json);
+        let mut json = report(&manifest.service, None, output.clone(), cost);
         json.insert("stack".to_owned(), json!(manifest.service));
         let operation = output.get("operation").and_then(Value::as_str).unwrap_or("none");
         let text = format!(

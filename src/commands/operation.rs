@@ -8,7 +8,7 @@ use functions::domain::manifest::Manifest;
 use functions::ports::Deps;
 use serde_json::{json, Map, Value};
 
-use super::{deps, manifest_for_stage, CliError};
+use super::{deps, manifest, manifest_for_stage, CliError};
 use crate::cli::{EngineKind, Global};
 use crate::output::{table, Reply};
 use crate::progress::Progress;
@@ -115,6 +115,35 @@ pub fn field(output: &Value, pointer: &str) -> String {
     }
 }
 
+/// What every operation does first: refuses `--engine aws`, loads the manifest (checking the
+/// stage against it), notes the time, and finds the deployer.
+pub async fn begin(
+    file: &std::path::Path,
+    operation: &str,
+    stage: Option<&str>,
+    global: &Global,
+    app: &App,
+) -> Result<(Manifest, Deps, Instant), CliError> {
+    local_only(global, operation)?;
+    let manifest = match stage {
+        Some(stage) => manifest_for_stage(file, stage)?,
+        None => manifest(file)?,
+    };
+    let started = Instant::now();
+    let (deps, _) = deps(&manifest, app).await?;
+    Ok((manifest, deps, started))
+}
+
+/// A command's JSON reply: the service, the stage, the execution's `result`, and the cost.
+pub fn report(service: &str, stage: Option<&str>, result: Value, cost: &Cost) -> Map<String, Value> {
+    let mut json = Map::new();
+    json.insert("service".to_owned(), json!(service));
+    json.insert("stage".to_owned(), json!(stage));
+    json.insert("result".to_owned(), result);
+    cost.add_to(&mut json);
+    json
+}
+
 /// Runs `operation` on one stage: the execution input is the stage, the manifest and `extra`'s
 /// fields. Returns the manifest, the execution's output and what it cost.
 pub async fn on_stage(
@@ -125,10 +154,7 @@ pub async fn on_stage(
     global: &Global,
     app: &App,
 ) -> Result<(Manifest, Value, Cost), CliError> {
-    local_only(global, operation)?;
-    let manifest = manifest_for_stage(file, stage)?;
-    let started = Instant::now();
-    let (deps, _) = deps(&manifest, app).await?;
+    let (manifest, deps, started) = begin(file, operation, Some(stage), global, app).await?;
     let mut request = json!({ "stage": stage, "manifest": manifest_json(&manifest)? });
     if let (Some(request), Value::Object(extra)) = (request.as_object_mut(), extra) {
         request.extend(extra);
@@ -140,11 +166,7 @@ pub async fn on_stage(
 /// The reply of an operation that records a deployment (`RecordDeployment`'s output): the
 /// headline, then the deployment, where its code came from, and what it cost.
 pub fn deployment_reply(manifest: &Manifest, stage: &str, headline: &str, output: &Value, cost: &Cost) -> Reply {
-    let mut json = Map::new();
-    json.insert("service".to_owned(), json!(manifest.service));
-    json.insert("stage".to_owned(), json!(stage));
-    json.insert("result".to_owned(), output.clone());
-    cost.add_to(&mut json);
+    let json = report(&manifest.service, Some(stage), output.clone(), cost);
     let mut rows = vec![vec!["deployment".to_owned(), field(output, "/id")]];
     if output.get("origin").is_some_and(|o| !o.is_null()) {
         rows.push(vec!["from".to_owned(), field(output, "/origin")]);

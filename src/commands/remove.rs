@@ -3,13 +3,12 @@
 //! (in every region), then once more without a stage for the service stack.
 
 use std::path::Path;
-use std::time::Instant;
 
 use functions::domain::history::StageState;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::operation::{execute, field, local_only, manifest_json, on_stage, Cost};
-use super::{deps, manifest, CliError};
+use super::operation::{begin, execute, field, manifest_json, on_stage, report, Cost};
+use super::CliError;
 use crate::cli::Global;
 use crate::output::{table, Reply};
 use crate::App;
@@ -19,11 +18,7 @@ pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -
     match stage {
         Some(stage) => {
             let (manifest, output, cost) = on_stage(file, "remove", stage, json!({}), global, app).await?;
-            let mut json = Map::new();
-            json.insert("service".to_owned(), json!(manifest.service));
-            json.insert("stage".to_owned(), json!(stage));
-            json.insert("result".to_owned(), output.clone());
-            cost.add_to(&mut json);
+            let json = report(&manifest.service, Some(stage), output.clone(), &cost);
             let mut rows = removal_rows(&output);
             rows.extend(cost.rows());
             let text = format!(
@@ -39,10 +34,7 @@ pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -
 
 /// Every live stage, then the service stack.
 async fn remove_service(file: &Path, global: &Global, app: &App) -> Result<Reply, CliError> {
-    local_only(global, "remove")?;
-    let manifest = manifest(file)?;
-    let started = Instant::now();
-    let (deps, _) = deps(&manifest, app).await?;
+    let (manifest, deps, started) = begin(file, "remove", None, global, app).await?;
     let stages = deps.history.stages(&manifest.service).await.map_err(|e| CliError::aws("remove", e))?;
     let mut transitions = 0;
     let mut removed = Vec::new();
@@ -61,11 +53,7 @@ async fn remove_service(file: &Path, global: &Global, app: &App) -> Result<Reply
     rows.extend(garbage_rows(Some(&garbage)));
     let cost = Cost::of(app, transitions, started);
     rows.extend(cost.rows());
-    let mut json = Map::new();
-    json.insert("service".to_owned(), json!(manifest.service));
-    json.insert("stages".to_owned(), Value::Array(removed));
-    json.insert("garbage".to_owned(), garbage);
-    cost.add_to(&mut json);
+    let json = report(&manifest.service, None, json!({ "stages": removed, "garbage": garbage }), &cost);
     let text =
         format!("removed service {}: every stage, then its stack\n{}", manifest.service, table(&["", ""], &rows));
     Ok(Reply::new(Value::Object(json), text))

@@ -335,9 +335,8 @@ async fn remove_without_a_stage_removes_every_stage_then_the_service_stack() {
     let world = World::new().await;
     world.ok(&["deploy", "--stage", "dev"]).await;
     world.ok(&["deploy", "--stage", "prod"]).await;
-    let err = world.run(&["remove"]).await;
-    let removed = err.expect("remove everything");
-    assert_eq!(removed.json["stages"].as_array().map(Vec::len), Some(2), "{}", removed.json);
+    let removed = world.run(&["remove"]).await.expect("remove everything");
+    assert_eq!(removed.json["result"]["stages"].as_array().map(Vec::len), Some(2), "{}", removed.json);
     for stack in ["shop", "shop-dev", "shop-prod"] {
         assert!(!stack_exists(&world, stack).await, "{stack} is gone");
     }
