@@ -26,6 +26,9 @@ pub struct Start {
     pub published: Option<Vec<Published>>,
     /// Each function's code, when it is another stage's (reset, clone).
     pub artifacts: Option<BTreeMap<String, ArtifactRef>>,
+    /// The stage's region, when it is the recorded one rather than the manifest's (remove: the
+    /// stack is where it was made, even if the manifest moved the stage since).
+    pub region: Option<String>,
 }
 
 /// The stage's deployment history as `Plan` read it.
@@ -77,11 +80,12 @@ pub async fn with_stage(
             None => copy(operation, request, manifest, now, deps).await,
         },
         "remove" => {
-            now.live()?;
+            let live = now.live()?;
             let functions = now.active.map(|active| {
                 active.functions.iter().map(|(name, record)| plan_of(name, record, Some(record))).collect()
             });
-            Ok(Start { functions: Some(functions.unwrap_or_default()), ..Start::default() })
+            let region = Some(live.region.clone());
+            Ok(Start { functions: Some(functions.unwrap_or_default()), region, ..Start::default() })
         }
         other => Err(StepError::InputInvalid(format!("operation {other} takes no stage"))),
     }
@@ -180,7 +184,7 @@ async fn rollback(to: Option<u64>, live: &StageRecord, now: StageNow<'_>, deps: 
         .collect();
     let source =
         Source { stage: stage.to_owned(), deployment: target.id, rollback_to: target.rollback_to, restore_stack };
-    Ok(Start { source: Some(source), functions: Some(functions), published: Some(published), artifacts: None })
+    Ok(Start { source: Some(source), functions: Some(functions), published: Some(published), ..Start::default() })
 }
 
 /// `rollback --to ID`: a retained, succeeded deployment of this stage whose versions all exist.
@@ -435,6 +439,19 @@ mod tests {
         }
         let plan = plan(&aws, "cleanup", json!({})).await.unwrap();
         assert_eq!(plan.expired, ["pr-1"], "dev has no ttl, pr-2 is fresh, pr-3 is gone");
+    }
+
+    #[tokio::test]
+    async fn a_remove_goes_where_the_stage_was_made_and_takes_what_its_active_deployment_recorded() {
+        let aws = FakeAws::default();
+        deploys(&aws, "dev", 1).await;
+        let mut record = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        record.region = "eu-west-1".into();
+        aws.history.put_stage(&record).await.unwrap();
+        let plan = plan(&aws, "remove", json!({ "stage": "dev" })).await.unwrap();
+        assert_eq!((plan.region.as_str(), plan.deployment_id), ("eu-west-1", 2));
+        let names: Vec<&str> = plan.functions.iter().map(|f| f.function_name.as_str()).collect();
+        assert_eq!(names, ["shop-api", "shop-dev-thumbnailer", "shop-worker"]);
     }
 
     #[tokio::test]

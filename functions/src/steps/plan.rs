@@ -130,7 +130,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
         owner: input.execution,
         service,
         home_region: manifest.region.clone(),
-        region: settings.region,
+        region: start.region.unwrap_or(settings.region),
         deployment_id: stage_record.as_ref().map_or(1, |r| r.next_id),
         stage: Some(stage),
         manifest,
