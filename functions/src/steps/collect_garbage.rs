@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
         assert_eq!(output.deleted_objects, ["shop/artifacts/b.zip"]);
         let versions = aws.regions.fake_functions(REGION).versions("shop-api").await.unwrap();
-        assert_eq!(versions.iter().map(|v| v.version.clone()).collect::<Vec<_>>(), [kept.clone()]);
+        assert_eq!(versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), [kept.as_str()]);
         assert_eq!(catalogue(&aws), [format!("shop-api:{kept}")]);
         assert_eq!(aws.artifacts.keys(), ["shop/artifacts/a.zip"]);
         assert_eq!(aws.history.artifacts(SERVICE).await.unwrap(), ["shop/artifacts/a.zip"]);

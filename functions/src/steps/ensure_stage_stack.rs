@@ -159,7 +159,7 @@ mod tests {
         let first = run(input(None, None), &aws.deps()).await.unwrap();
         assert_eq!(first.operation, "created");
         let key = template_key(SERVICE, &first.hash);
-        assert_eq!(aws.artifacts.keys(), [key.clone()]);
+        assert_eq!(aws.artifacts.keys(), [key]);
 
         let unchanged = run(input(Some(recorded(&first)), None), &aws.deps()).await.unwrap();
         assert_eq!(unchanged.operation, "none");
