@@ -266,6 +266,24 @@ fn assume_role(principal: Value, condition: Option<Value>) -> Value {
     json!({ "Version": "2012-10-17", "Statement": [statement] })
 }
 
+/// Denies `actions` on the deployer's own functions, stack, roles and log groups.
+fn deny_on_deployer(actions: &[&str]) -> Value {
+    let own = |service: &str, resource: &str| {
+        sub(&format!("arn:${{AWS::Partition}}:{service}:${{AWS::AccountId}}:{resource}"))
+    };
+    json!({
+        "Sid": "KeepTheDeployer",
+        "Effect": "Deny",
+        "Action": actions,
+        "Resource": [
+            own("lambda:*", &format!("function:{PREFIX}-*")),
+            own("cloudformation:*", &format!("stack/{PREFIX}/*")),
+            own("iam:", &format!("role/{PREFIX}-*")),
+            own("logs:*", &format!("log-group:/aws/lambda/{PREFIX}-*"))
+        ]
+    })
+}
+
 /// The state machine definitions: (operation, text), by file name.
 fn definitions() -> Vec<(String, String)> {
     let folder = repository().join("statemachines");
@@ -357,6 +375,57 @@ fn conditions() -> Value {
     })
 }
 
+/// CloudFormation's calls for `AWS::Lambda::Function` (and the stage stacks' permissions).
+const FUNCTION_ACTIONS: &[&str] = &[
+    "lambda:CreateFunction",
+    "lambda:DeleteFunction",
+    "lambda:GetFunction",
+    "lambda:GetFunctionConfiguration",
+    "lambda:GetFunctionCodeSigningConfig",
+    "lambda:GetFunctionRecursionConfig",
+    "lambda:GetRuntimeManagementConfig",
+    "lambda:PutRuntimeManagementConfig",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:UpdateFunctionCode",
+    "lambda:PutFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency",
+    "lambda:ListTags",
+    "lambda:TagResource",
+    "lambda:UntagResource",
+    "lambda:GetPolicy",
+    "lambda:AddPermission",
+    "lambda:RemovePermission",
+];
+/// CloudFormation's calls for the service stack's `AWS::IAM::Role` (the functions' role).
+const ROLE_ACTIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:GetRole",
+    "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:GetRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:ListRoleTags",
+    "iam:TagRole",
+    "iam:UntagRole",
+];
+/// CloudFormation's calls for `AWS::Logs::LogGroup`.
+const LOG_GROUP_ACTIONS: &[&str] = &[
+    "logs:CreateLogGroup",
+    "logs:DeleteLogGroup",
+    "logs:PutRetentionPolicy",
+    "logs:DeleteRetentionPolicy",
+    "logs:ListTagsForResource",
+    "logs:TagResource",
+    "logs:UntagResource",
+];
+
 /// What CloudFormation needs, with the stack steps' credentials, to create, update and delete
 /// the resources aliasflow's own service and stage templates declare.
 fn stack_resources_policy() -> Value {
@@ -365,6 +434,7 @@ fn stack_resources_policy() -> Value {
     let log_groups =
         json!([sub("arn:${AWS::Partition}:logs:*:${AWS::AccountId}:log-group:/aws/lambda/${ServiceNamePattern}")]);
     let mut pass = allow("PassFunctionRoles", &["iam:PassRole"], roles.clone());
+    let named: Vec<&str> = [FUNCTION_ACTIONS, ROLE_ACTIONS, LOG_GROUP_ACTIONS, &["iam:PassRole"]].concat();
     pass["Condition"] = json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } });
     json!({
         "Type": "AWS::IAM::ManagedPolicy",
@@ -376,54 +446,10 @@ fn stack_resources_policy() -> Value {
             "PolicyDocument": {
                 "Version": "2012-10-17",
                 "Statement": [
-                    allow("ServiceFunctions", &[
-                        "lambda:CreateFunction",
-                        "lambda:DeleteFunction",
-                        "lambda:GetFunction",
-                        "lambda:GetFunctionConfiguration",
-                        "lambda:GetFunctionCodeSigningConfig",
-                        "lambda:GetFunctionRecursionConfig",
-                        "lambda:GetRuntimeManagementConfig",
-                        "lambda:PutRuntimeManagementConfig",
-                        "lambda:UpdateFunctionConfiguration",
-                        "lambda:UpdateFunctionCode",
-                        "lambda:PutFunctionConcurrency",
-                        "lambda:DeleteFunctionConcurrency",
-                        "lambda:ListTags",
-                        "lambda:TagResource",
-                        "lambda:UntagResource",
-                        "lambda:GetPolicy",
-                        "lambda:AddPermission",
-                        "lambda:RemovePermission"
-                    ], functions),
-                    allow("FunctionRoles", &[
-                        "iam:CreateRole",
-                        "iam:DeleteRole",
-                        "iam:GetRole",
-                        "iam:UpdateRole",
-                        "iam:UpdateRoleDescription",
-                        "iam:UpdateAssumeRolePolicy",
-                        "iam:PutRolePolicy",
-                        "iam:GetRolePolicy",
-                        "iam:DeleteRolePolicy",
-                        "iam:ListRolePolicies",
-                        "iam:ListAttachedRolePolicies",
-                        "iam:AttachRolePolicy",
-                        "iam:DetachRolePolicy",
-                        "iam:ListRoleTags",
-                        "iam:TagRole",
-                        "iam:UntagRole"
-                    ], roles),
+                    allow("ServiceFunctions", FUNCTION_ACTIONS, functions),
+                    allow("FunctionRoles", ROLE_ACTIONS, roles),
                     pass,
-                    allow("LogGroups", &[
-                        "logs:CreateLogGroup",
-                        "logs:DeleteLogGroup",
-                        "logs:PutRetentionPolicy",
-                        "logs:DeleteRetentionPolicy",
-                        "logs:ListTagsForResource",
-                        "logs:TagResource",
-                        "logs:UntagResource"
-                    ], log_groups),
+                    allow("LogGroups", LOG_GROUP_ACTIONS, log_groups),
                     allow("DescribeLogGroups", &["logs:DescribeLogGroups"],
                         json!([sub("arn:${AWS::Partition}:logs:*:${AWS::AccountId}:log-group:*")])),
                     allow("RestApis", &[
@@ -436,7 +462,8 @@ fn stack_resources_policy() -> Value {
                         sub("arn:${AWS::Partition}:apigateway:*::/restapis"),
                         sub("arn:${AWS::Partition}:apigateway:*::/restapis/*"),
                         sub("arn:${AWS::Partition}:apigateway:*::/tags/*")
-                    ]))
+                    ])),
+                    deny_on_deployer(&named)
                 ]
             }
         }
@@ -460,6 +487,16 @@ fn step_resources(step: &str, resources: &mut Map<String, Value>) {
     let mut statements =
         vec![allow("OwnLogs", &["logs:CreateLogStream", "logs:PutLogEvents"], json!([get_att(&log_group, "Arn")]))];
     statements.extend(grants(step).iter().map(|g| allow(g.sid, g.actions, scope(&g.on))));
+    // The default ServiceNamePattern `*` also matches the deployer's own functions and stack:
+    // what a step may do to the services' resources it may not do to the deployer's.
+    let managed: Vec<&str> = grants(step)
+        .iter()
+        .filter(|g| matches!(g.on, Scope::Functions | Scope::Stacks))
+        .flat_map(|g| g.actions.iter().copied())
+        .collect();
+    if !managed.is_empty() {
+        statements.push(deny_on_deployer(&managed));
+    }
     let mut properties = json!({
         "Description": format!("aliasflow step {step}: only the AWS calls it makes"),
         "AssumeRolePolicyDocument": assume_role(
