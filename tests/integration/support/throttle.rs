@@ -58,7 +58,7 @@ struct Connector {
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let n = self.client.count.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % self.client.every != 0 {
+        if !n.is_multiple_of(self.client.every) {
             return self.inner.call(request);
         }
         self.client.throttled.fetch_add(1, Ordering::SeqCst);
