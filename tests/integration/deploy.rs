@@ -5,83 +5,24 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aliasflow::cli::Cli;
-use aliasflow::commands::CliError;
-use aliasflow::output::Reply;
 use aliasflow::App;
 use clap::Parser;
-use functions::aws::DynamoHistory;
 use functions::ports::{History, LockOutcome};
-use serde_json::Value;
 
-use crate::support::moto::{self, Account, REGION};
+use crate::support::moto;
 use crate::support::workspace::Workspace;
+use crate::support::world::{calls_of, calls_to as count, World};
 
-/// A moto account with the deployer bootstrapped and a copy of the example service.
-struct World {
-    account: Account,
-    example: Workspace,
-}
-
-impl World {
-    async fn new() -> Self {
-        let account = moto::account().await;
-        let example = Workspace::example("shop");
-        let world = Self { account, example };
-        world.ok(&["bootstrap"]).await;
-        world
-    }
-
-    fn app(&self) -> App {
-        let mut app = App::with_sdk(self.account.sdk.clone());
-        app.poll_interval = Some(Duration::from_millis(20));
-        app
-    }
-
-    async fn run_with(&self, app: &App, args: &[&str]) -> Result<Reply, CliError> {
-        let manifest = self.example.path("aliasflow.yaml");
-        let manifest = manifest.to_string_lossy();
-        let argv = ["aliasflow", "-f", manifest.as_ref(), "--output", "json"].into_iter().chain(args.iter().copied());
-        aliasflow::run(&Cli::parse_from(argv), app).await
-    }
-
-    async fn run(&self, args: &[&str]) -> Result<Reply, CliError> {
-        self.run_with(&self.app(), args).await
-    }
-
-    async fn ok(&self, args: &[&str]) -> Value {
-        match self.run(args).await {
-            Ok(reply) => reply.json,
-            Err(e) => panic!("aliasflow {}: {e}", args.join(" ")),
-        }
-    }
-
-    fn history(&self) -> DynamoHistory {
-        DynamoHistory::new(self.account.sdk.dynamodb(REGION), functions::aws::TABLE)
-    }
-
-    /// stage -> function -> (version, recorded version, drift) from `status --output json`.
-    async fn versions(&self, stage: &str) -> Vec<(String, String, String, bool)> {
-        let status = self.ok(&["status", "--stage", stage]).await;
-        let mut rows: Vec<_> = status
-            .as_array()
-            .expect("status is a list of records")
-            .iter()
-            .map(|r| {
-                (
-                    r["function"].as_str().unwrap_or_default().to_owned(),
-                    r["version"].as_str().unwrap_or_default().to_owned(),
-                    r["recorded_version"].as_str().unwrap_or_default().to_owned(),
-                    r["drift"].as_bool().unwrap_or(true),
-                )
-            })
-            .collect();
-        rows.sort();
-        rows
-    }
-}
-
-fn count(app: &App, service: &str) -> u64 {
-    app.calls.by_service().get(service).copied().unwrap_or(0)
+/// function -> (version, recorded version, drift) of one stage, from `status --output json`.
+async fn versions(world: &World, stage: &str) -> Vec<(String, String, String, bool)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let status = world.stage_status(stage).await;
+    status
+        .into_iter()
+        .map(|(function, r)| {
+            (function, text(&r["version"]), text(&r["recorded_version"]), r["drift"].as_bool().unwrap_or(true))
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -92,8 +33,8 @@ async fn two_stages_deploy_and_a_code_change_redeploys_one_function_without_clou
     assert_eq!(dev["result"]["id"], 1, "{dev}");
     world.ok(&["deploy", "--stage", "prod"]).await;
 
-    let before_dev = world.versions("dev").await;
-    let before_prod = world.versions("prod").await;
+    let before_dev = versions(&world, "dev").await;
+    let before_prod = versions(&world, "prod").await;
     assert!(before_dev.iter().all(|(_, version, recorded, drift)| version == recorded && !drift), "{before_dev:?}");
 
     world.example.edit("functions/api/bootstrap", |text| format!("{text}\n# a code change\n"));
@@ -107,12 +48,12 @@ async fn two_stages_deploy_and_a_code_change_redeploys_one_function_without_clou
     );
     assert_eq!(redeploy.json["result"]["published"], 1, "{}", redeploy.json);
 
-    let after_dev = world.versions("dev").await;
+    let after_dev = versions(&world, "dev").await;
     for ((function, old, _, _), (_, new, recorded, drift)) in before_dev.iter().zip(&after_dev) {
         assert!(!drift && new == recorded, "{function}: {after_dev:?}");
         assert_eq!(function == "api", old != new, "only api changes: {before_dev:?} -> {after_dev:?}");
     }
-    assert_eq!(world.versions("prod").await, before_prod, "prod is untouched");
+    assert_eq!(versions(&world, "prod").await, before_prod, "prod is untouched");
 
     let history = world.ok(&["history", "--stage", "dev"]).await;
     let ids: Vec<u64> = history.as_array().expect("a list").iter().filter_map(|d| d["id"].as_u64()).collect();
@@ -134,8 +75,7 @@ async fn a_deploy_with_nothing_changed_publishes_nothing_and_touches_no_stack() 
     let app = world.app();
     let again = world.run_with(&app, &["deploy", "--stage", "dev"]).await.expect("second deploy");
     let calls = app.calls.snapshot();
-    let publishes = calls.get(&("Lambda".to_owned(), "PublishVersion".to_owned())).map_or(0, |c| c.calls);
-    assert_eq!(publishes, 0, "{calls:?}");
+    assert_eq!(calls_of(&app, "Lambda", "PublishVersion"), 0, "{calls:?}");
     assert_eq!(count(&app, "CloudFormation"), 0, "{calls:?}");
     assert_eq!(again.json["result"]["published"], 0);
 }
@@ -144,7 +84,7 @@ async fn a_deploy_with_nothing_changed_publishes_nothing_and_touches_no_stack() 
 async fn a_locked_stage_is_refused_and_nothing_changes() {
     let world = World::new().await;
     world.ok(&["deploy", "--stage", "dev"]).await;
-    let before = world.versions("dev").await;
+    let before = versions(&world, "dev").await;
     let history = world.history();
     let lease = Duration::from_secs(600);
     let taken = history.acquire("shop", "stage:dev", "someone-else", lease, chrono::Utc::now()).await.expect("acquire");
@@ -155,7 +95,7 @@ async fn a_locked_stage_is_refused_and_nothing_changes() {
     assert_eq!(err.error_type(), "StageLocked", "{err}");
     assert!(err.to_string().contains("someone-else"), "the message names the holder: {err}");
 
-    assert_eq!(world.versions("dev").await, before, "no alias moved");
+    assert_eq!(versions(&world, "dev").await, before, "no alias moved");
     let rows = world.ok(&["history", "--stage", "dev"]).await;
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "a refusal records nothing: {rows}");
     let lock = history.lock("shop", "stage:dev").await.expect("lock").expect("still held");
@@ -207,7 +147,7 @@ async fn a_deploy_completes_with_a_quarter_of_all_aws_calls_throttled() {
     world.example.edit("functions/api/bootstrap", |text| format!("{text}\n# a code change\n"));
     world.ok(&["deploy", "--stage", "dev"]).await;
     assert!(throttling.throttled() * 4 >= throttling.requests() - 3, "one request in four was throttled");
-    let rows = world.versions("dev").await;
+    let rows = versions(&world, "dev").await;
     assert!(rows.iter().all(|(_, version, recorded, drift)| version == recorded && !drift), "{rows:?}");
     let history = world.ok(&["history", "--stage", "dev"]).await;
     assert!(history.as_array().is_some_and(|d| d.len() == 2 && d.iter().all(|d| d["status"] == "succeeded")));
