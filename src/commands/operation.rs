@@ -39,10 +39,15 @@ pub async fn execute(
     deps: Deps,
 ) -> Result<(Value, u64), CliError> {
     let (progress, events) = Progress::start(false);
+    let stage = request.get("stage").and_then(Value::as_str).map(str::to_owned);
+    let history = deps.history.clone();
     let execution = engine::run_local(operation, &manifest.region, request, deps, events)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let seen = progress.finish().await;
+    if let (Some(error), Some(stage)) = (&execution.error, &stage) {
+        release_after_terminal_error(&execution, error, &manifest.service, stage, history.as_ref()).await;
+    }
     match execution.output.filter(|_| execution.error.is_none()) {
         Some(output) => Ok((output, execution.transitions)),
         None => Err(CliError::Execution {
@@ -51,6 +56,34 @@ pub async fn execute(
             error: execution.error.unwrap_or_default(),
             cause: execution.cause.unwrap_or_default(),
         }),
+    }
+}
+
+/// A `States.*` runtime error (a state's data over 256 KiB, a path that does not resolve) ends
+/// an execution without the Catch path, so `ReleaseLock` never ran: release the stage lock this
+/// execution took (its owner is `Plan`'s output), rather than leave it held until it expires.
+async fn release_after_terminal_error(
+    execution: &statemachines::Execution,
+    error: &str,
+    service: &str,
+    stage: &str,
+    history: &dyn functions::ports::History,
+) {
+    if !error.starts_with("States.") {
+        return;
+    }
+    let owner = execution.events.iter().find_map(|event| match &event.kind {
+        statemachines::EventKind::TaskSucceeded { output, .. } => output.get("owner").and_then(Value::as_str),
+        _ => None,
+    });
+    let Some(owner) = owner else { return };
+    let lock = functions::steps::acquire_lock::stage_lock(stage);
+    match history.release(service, &lock, owner).await {
+        Ok(true) => tracing::warn!(%stage, %owner, "released the stage lock after a terminal {error}"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(%stage, %owner, error = %e, "could not release the stage lock; it expires with its lease");
+        }
     }
 }
 

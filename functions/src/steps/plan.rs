@@ -175,7 +175,14 @@ async fn plan_functions(
         // A function that moved between stacks (instance_per_stage flipped) starts afresh on
         // its new physical function; its history stays under the same manifest key.
         let previous = previous.get(name).filter(|p| p.function_name == function_name && p.region == region).cloned();
-        let known = catalogue.remove(&(region.clone(), function_name.clone())).unwrap_or_default();
+        // Only versions of this very code can be reused; the rest would only swell the state
+        // every later state carries (Step Functions caps it at 256 KiB).
+        let known: Vec<VersionRecord> = catalogue
+            .remove(&(region.clone(), function_name.clone()))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v.code_sha256 == artifact.code_sha256)
+            .collect();
         functions.push(FunctionPlan { name: name.clone(), function_name, region, artifact, previous, known });
     }
     Ok(functions)

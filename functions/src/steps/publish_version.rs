@@ -138,7 +138,13 @@ pub(crate) async fn apply(
             lambda.update_code(name, &deps.settings.bucket, &function.artifact.key, &config.architecture).await?;
         settled(name, &revision)?;
     }
-    if latest.config.as_ref() != Some(config) {
+    // The architecture is set with the code above; UpdateFunctionConfiguration cannot change it,
+    // so it must not make this call forever (moto even ignores it and reports x86_64).
+    let same_config = latest
+        .config
+        .as_ref()
+        .is_some_and(|c| FunctionConfig { architecture: config.architecture.clone(), ..c.clone() } == *config);
+    if !same_config {
         revision = lambda.update_config(name, config).await?;
         settled(name, &revision)?;
     }
