@@ -66,8 +66,13 @@ class Runtime(BaseHTTPRequestHandler):
         state["done"].set()
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # the killed handler's open /next, by design
+        pass
+
+
 def run_once(binary):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime)
+    server = Server(("127.0.0.1", 0), Runtime)
     server.state = {"lock": threading.Lock(), "first_next": None, "answer": None, "done": threading.Event()}
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {
@@ -114,7 +119,8 @@ def main():
     print(f"  process start -> first /next:      median {statistics.median(inits):6.2f} ms, max {max(inits):6.2f} ms")
     print(f"  process start -> error answered:   median {statistics.median(answers):6.2f} ms, max {max(answers):6.2f} ms")
     print(f"  error answer: {json.dumps(answer)}")
-    print(f"  log line: {logs.strip().splitlines()[-1] if logs.strip() else '(none)'}")
+    failed = [line for line in logs.splitlines() if '"step failed"' in line]
+    print(f"  log line: {failed[0] if failed else '(none)'}")
 
 
 if __name__ == "__main__":

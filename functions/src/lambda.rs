@@ -125,8 +125,8 @@ pub fn deps_from_env(sdk: &Sdk) -> Result<Deps, StartError> {
 pub async fn handle(step: &'static str, event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, StepError> {
     let result = steps::run(step, event.payload, deps).await;
     if let Err(error) = &result {
-        // Step Functions records the error too, but the function's own log is where one looks
-        // first when a step fails; the runtime's span adds the request id.
+        // The runtime logs the error too, but only its Debug text: this line carries the
+        // `error_type` the state machines match on as a field to filter the JSON logs by.
         tracing::error!(step, error_type = error.error_type(), %error, "step failed");
     }
     result
