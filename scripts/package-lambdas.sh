@@ -4,6 +4,7 @@
 # another target), so it is not part of scripts/test.sh.
 #
 #   bash scripts/package-lambdas.sh            # every step binary
+#   bash scripts/package-lambdas.sh plan acquire_lock   # only these
 #   CARGO_TARGET_DIR=/elsewhere bash scripts/package-lambdas.sh
 #
 # The zips land in $CARGO_TARGET_DIR/lambda/<binary>/bootstrap.zip (default target/), the layout
@@ -20,7 +21,11 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 # The binaries are the step names, snake_case: every [[bin]] of functions/Cargo.toml.
-mapfile -t binaries < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' functions/Cargo.toml | tail -n +2)
+if [ "$#" -gt 0 ]; then
+  binaries=("$@")
+else
+  mapfile -t binaries < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' functions/Cargo.toml | tail -n +2)
+fi
 args=()
 for binary in "${binaries[@]}"; do args+=(--bin "$binary"); done
 

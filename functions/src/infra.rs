@@ -195,18 +195,6 @@ const PREFIX: &str = "aliasflow";
 pub(crate) const TABLE_VAR: &str = "ALIASFLOW_TABLE";
 pub(crate) const BUCKET_VAR: &str = "ALIASFLOW_BUCKET";
 
-/// `PublishVersion` -> `publish_version`: the module and binary spelling of a state name.
-pub(crate) fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 fn sub(text: &str) -> Value {
     json!({ "Fn::Sub": text })
 }
@@ -471,7 +459,7 @@ fn stack_resources_policy() -> Value {
 }
 
 fn step_resources(step: &str, resources: &mut Map<String, Value>) {
-    let snake = snake_case(step);
+    let snake = steps::binary(step);
     let log_group = format!("{step}LogGroup");
     let role = format!("{step}Role");
     resources.insert(
@@ -738,7 +726,7 @@ fn every_step_has_a_function_with_its_code_and_a_role_of_its_own() {
         let function = &resources[&format!("{step}Function")];
         assert_eq!(function["Type"], "AWS::Lambda::Function", "{step}");
         let key = function["Properties"]["Code"]["S3Key"]["Fn::Sub"].as_str().unwrap();
-        assert!(key.ends_with(&format!("/{}.zip", snake_case(step))), "{step}: {key}");
+        assert!(key.ends_with(&format!("/{}.zip", steps::binary(step))), "{step}: {key}");
         assert_eq!(function["Properties"]["Role"], get_att(&format!("{step}Role"), "Arn"));
         assert_eq!(function["Properties"]["LoggingConfig"]["LogFormat"], "JSON");
         assert_eq!(resources[&format!("{step}Role")]["Type"], "AWS::IAM::Role", "{step}");

@@ -232,7 +232,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
         for name in steps::NAMES {
-            let snake = crate::infra::snake_case(name);
+            let snake = crate::steps::binary(name);
             let path = root.join(format!("src/bin/{snake}.rs"));
             let source = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{name}: no {}", path.display()));
             assert!(source.contains(&format!("functions::lambda::main(\"{name}\")")), "{}", path.display());

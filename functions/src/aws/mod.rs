@@ -6,6 +6,7 @@
 mod artifacts;
 mod calls;
 mod error;
+mod executions;
 mod functions;
 mod history;
 mod stacks;
@@ -20,6 +21,7 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 pub use artifacts::S3Artifacts;
 pub use calls::{CallCounter, Count};
 pub use error::aws_error;
+pub use executions::StepFunctionsApi;
 pub use functions::LambdaApi;
 pub use history::DynamoHistory;
 pub use stacks::CloudFormationApi;
@@ -32,6 +34,24 @@ pub const TABLE: &str = "aliasflow-history";
 /// Throttling is normal on the Lambda control plane: more attempts than the SDK's default 3, with
 /// adaptive rate limiting (DESIGN.md "Retries").
 pub const MAX_ATTEMPTS: u32 = 8;
+
+/// A client of the SDK crate `$sdk` from the shared settings, in `$region` (`None`: the
+/// settings' own), with every interceptor, and `$adjust` applied to its builder.
+macro_rules! client {
+    ($self:expr, $sdk:ident, $region:expr) => {
+        client!($self, $sdk, $region, |builder: $sdk::config::Builder| builder)
+    };
+    ($self:expr, $sdk:ident, $region:expr, $adjust:expr) => {{
+        let mut builder = $sdk::config::Builder::from(&$self.config);
+        if let Some(region) = $region {
+            builder = builder.region(Region::new(region.to_owned()));
+        }
+        for interceptor in &$self.interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        $sdk::Client::from_conf(($adjust)(builder).build())
+    }};
+}
 
 /// The SDK settings, loaded once, plus interceptors every client gets.
 #[derive(Debug, Clone)]
@@ -72,51 +92,33 @@ impl Sdk {
 
     /// A Lambda client for `region`.
     pub fn lambda(&self, region: &str) -> aws_sdk_lambda::Client {
-        let mut builder = aws_sdk_lambda::config::Builder::from(&self.config).region(Region::new(region.to_owned()));
-        for interceptor in &self.interceptors {
-            builder.push_interceptor(interceptor.clone());
-        }
-        aws_sdk_lambda::Client::from_conf(builder.build())
+        client!(self, aws_sdk_lambda, Some(region))
     }
 
     /// A CloudFormation client for `region`.
     pub fn cloudformation(&self, region: &str) -> aws_sdk_cloudformation::Client {
-        let mut builder =
-            aws_sdk_cloudformation::config::Builder::from(&self.config).region(Region::new(region.to_owned()));
-        for interceptor in &self.interceptors {
-            builder.push_interceptor(interceptor.clone());
-        }
-        aws_sdk_cloudformation::Client::from_conf(builder.build())
+        client!(self, aws_sdk_cloudformation, Some(region))
     }
 
     /// A DynamoDB client for `region`.
     pub fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(&self.config).region(Region::new(region.to_owned()));
-        for interceptor in &self.interceptors {
-            builder.push_interceptor(interceptor.clone());
-        }
-        aws_sdk_dynamodb::Client::from_conf(builder.build())
+        client!(self, aws_sdk_dynamodb, Some(region))
     }
 
     /// An S3 client for `region`.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         // Path-style addressing: local endpoints (moto) do not resolve bucket subdomains.
-        let mut builder = aws_sdk_s3::config::Builder::from(&self.config)
-            .region(Region::new(region.to_owned()))
-            .force_path_style(true);
-        for interceptor in &self.interceptors {
-            builder.push_interceptor(interceptor.clone());
-        }
-        aws_sdk_s3::Client::from_conf(builder.build())
+        client!(self, aws_sdk_s3, Some(region), |builder: aws_sdk_s3::config::Builder| builder.force_path_style(true))
+    }
+
+    /// A Step Functions client for `region`.
+    pub fn sfn(&self, region: &str) -> aws_sdk_sfn::Client {
+        client!(self, aws_sdk_sfn, Some(region))
     }
 
     /// An IAM client (global service).
     pub fn iam(&self) -> aws_sdk_iam::Client {
-        let mut builder = aws_sdk_iam::config::Builder::from(&self.config);
-        for interceptor in &self.interceptors {
-            builder.push_interceptor(interceptor.clone());
-        }
-        aws_sdk_iam::Client::from_conf(builder.build())
+        client!(self, aws_sdk_iam, None::<&str>)
     }
 }
 

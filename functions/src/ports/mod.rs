@@ -2,6 +2,7 @@
 //! Each has one AWS adapter (`crate::aws`) and one in-memory fake (`crate::fakes`).
 
 mod artifacts;
+mod executions;
 mod functions;
 mod history;
 mod stacks;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use artifacts::Artifacts;
+pub use executions::{Executions, HistoryEntry};
 pub use functions::{AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
 pub use history::{History, LockOutcome, Page};
 pub use stacks::{Parameter, StackState, Stacks, TemplateSource};

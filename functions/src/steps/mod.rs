@@ -50,6 +50,18 @@ pub const NAMES: &[&str] = &[
     "BreakStaleLocks",
 ];
 
+/// The Lambda binary (and module) spelling of a state name: `PublishVersion` -> `publish_version`.
+pub fn binary(step: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in step.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// Deserializes the input, runs the step, serializes the output. A macro, not a generic
 /// function: a generic over `async fn(I, &Deps)` loses the borrow's lifetime, and the futures of
 /// the Lambda runtime and the local engine must stay `Send` for any borrow.
