@@ -68,8 +68,18 @@ pub enum Command {
     },
     /// Print the manifest's JSON Schema (for editors); calls no AWS API.
     Schema,
-    /// Install the deployer into the account and region (idempotent).
-    Bootstrap,
+    /// Install the deployer into the account and region; run again to upgrade it in place.
+    /// With --engine aws: the whole deployer (step functions, state machines, schedule, CI role).
+    Bootstrap {
+        /// --engine aws: the step handler zips, DIR/<binary>/bootstrap.zip as
+        /// `bash scripts/package-lambdas.sh` (cargo lambda build) leaves them.
+        #[arg(long, value_name = "DIR", default_value = "target/lambda")]
+        handlers: PathBuf,
+        /// --engine aws: a parameter of infra/deployer.json, e.g. GitHubRepository=org/repo;
+        /// repeatable. Parameters not given keep their previous value.
+        #[arg(long = "parameter", value_name = "KEY=VALUE")]
+        parameters: Vec<String>,
+    },
     /// Deploy the service stack, or a stage with --stage (created on first deploy).
     Deploy {
         /// The stage: every function's alias of this name points at the new versions.

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod engine;
 pub mod output;
 pub mod progress;
+pub mod remote;
 
 use std::time::Duration;
 

@@ -7,18 +7,20 @@
 //! Steps find the deployer through [`deployer_settings`], which turns an account that never ran
 //! bootstrap into [`StepError::NotBootstrapped`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Write};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::TemplateStage;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::aws::{aws_error, DynamoHistory, S3Artifacts, Sdk, TABLE};
 use crate::domain::history::DeployerRecord;
 use crate::error::{AwsError, StepError};
 use crate::ports::{Artifacts, History, PLACEHOLDER_KEY};
+use crate::steps;
 
 /// The deployer's stack.
 pub const STACK: &str = "aliasflow";
@@ -58,6 +60,15 @@ pub enum BootstrapError {
         /// CloudFormation's reasons, and what to do.
         reason: String,
     },
+    /// Step handler zips are missing (binary names).
+    #[error(
+        "no Lambda zip for the step handlers {}: build them with `bash scripts/package-lambdas.sh`, or pass --handlers DIR (DIR/<binary>/bootstrap.zip)",
+        .0.join(", ")
+    )]
+    MissingHandlers(Vec<String>),
+    /// A `--parameter` the deployer template does not take.
+    #[error("--parameter {0}")]
+    Parameter(String),
     /// The stack lacks an output bootstrap reads.
     #[error("stack {stack} has no output {output}")]
     MissingOutput {
@@ -94,12 +105,8 @@ pub async fn bootstrap_local(
     let body = local_template(template)?;
     let cloudformation = sdk.cloudformation(region);
     let outputs = ensure_stack(&cloudformation, &body).await?;
-    let output = |key: &str| {
-        let found = outputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        found.ok_or_else(|| BootstrapError::MissingOutput { stack: STACK.to_owned(), output: key.to_owned() })
-    };
-    let table = output(TABLE_OUTPUT)?;
-    let bucket = output(BUCKET_OUTPUT)?;
+    let table = output(&outputs, TABLE_OUTPUT)?;
+    let bucket = output(&outputs, BUCKET_OUTPUT)?;
     tracing::info!(stack = STACK, %table, %bucket, "deployer stack ready");
 
     // The zip is reproducible, so uploading it again writes the same bytes.
@@ -121,6 +128,130 @@ pub async fn bootstrap_local(
     };
     history.put_deployer(&record).await?;
     Ok(record)
+}
+
+/// Key prefix of the step handler zips in the artifact bucket.
+pub const HANDLERS_PREFIX: &str = "aliasflow/handlers";
+
+/// The deployer stack's parameter naming where the handler zips are.
+pub const HANDLER_CODE_PARAMETER: &str = "HandlerCodePrefix";
+
+/// What `bootstrap --engine aws` installed.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The deployer record it wrote.
+    pub record: DeployerRecord,
+    /// The deployer stack's outputs (state machine ARNs, the CI role, ...).
+    pub outputs: Vec<(String, String)>,
+    /// Where the handler zips are: `<HANDLERS_PREFIX>/<digest>`.
+    pub handler_prefix: String,
+}
+
+/// The content-addressed prefix of a set of handler zips (binary name -> zip): the same zips
+/// give the same prefix, so installing them again changes no function, and new ones give a new
+/// prefix, which is what makes CloudFormation update the functions' code.
+pub fn handler_prefix(handlers: &BTreeMap<String, Vec<u8>>) -> String {
+    let mut digest = Sha256::new();
+    for (binary, zip) in handlers {
+        digest.update(binary.as_bytes());
+        digest.update([0]);
+        digest.update(Sha256::digest(zip));
+    }
+    let digest = hex::encode(digest.finalize());
+    format!("{HANDLERS_PREFIX}/{}", &digest[..16])
+}
+
+/// Installs (or upgrades) the whole deployer into the account and `region` the SDK settings
+/// reach: the table and bucket first (as [`bootstrap_local`] does, so the zips have a bucket to
+/// go to), the step `handlers` (binary name -> Lambda zip, one per [`steps::NAMES`]) under a
+/// content-addressed prefix, then the whole `template` with `parameters` (template parameter ->
+/// value; the ones not given keep their previous value, or their default on first install), and
+/// the deployer record with engine `aws` and the state machines' ARNs.
+pub async fn bootstrap_aws(
+    sdk: &Sdk,
+    region: &str,
+    template: &str,
+    version: &str,
+    handlers: &BTreeMap<String, Vec<u8>>,
+    parameters: &BTreeMap<String, String>,
+) -> Result<Installed, BootstrapError> {
+    let missing: Vec<String> =
+        steps::NAMES.iter().map(|s| steps::binary(s)).filter(|b| !handlers.contains_key(b)).collect();
+    if !missing.is_empty() {
+        return Err(BootstrapError::MissingHandlers(missing));
+    }
+    let full: Value = serde_json::from_str(template).map_err(|e| BootstrapError::Template(e.to_string()))?;
+    let known = full.get("Parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+    for name in parameters.keys() {
+        if name == HANDLER_CODE_PARAMETER || !known.contains_key(name) {
+            let settable: Vec<&str> =
+                known.keys().map(String::as_str).filter(|k| *k != HANDLER_CODE_PARAMETER).collect();
+            return Err(BootstrapError::Parameter(format!(
+                "{name} is not a parameter bootstrap takes; the deployer's are {}",
+                settable.join(", ")
+            )));
+        }
+    }
+
+    let cloudformation = sdk.cloudformation(region);
+    let local = local_template(template)?;
+    let outputs = ensure_stack(&cloudformation, &local).await?;
+    let bucket = output(&outputs, BUCKET_OUTPUT)?;
+    let artifacts = S3Artifacts::new(sdk.s3(region), &bucket);
+    let prefix = handler_prefix(handlers);
+    let uploads = handlers.iter().map(|(binary, zip)| {
+        let key = format!("{prefix}/{binary}.zip");
+        let artifacts = &artifacts;
+        async move { artifacts.put(&key, zip.clone()).await }
+    });
+    futures::future::try_join_all(uploads).await?;
+    artifacts.put(PLACEHOLDER_KEY, placeholder_zip()?).await?;
+    tracing::info!(%bucket, %prefix, handlers = handlers.len(), "handlers uploaded");
+
+    let Some(now) = describe(&cloudformation).await? else {
+        return Err(BootstrapError::StackFailed {
+            stack: STACK.to_owned(),
+            status: "DELETE_COMPLETE".to_owned(),
+            reason: "the stack was deleted while bootstrap uploaded the handlers".to_owned(),
+        });
+    };
+    let mut values = vec![stack_parameter(HANDLER_CODE_PARAMETER).parameter_value(&prefix).build()];
+    for name in known.keys().filter(|k| *k != HANDLER_CODE_PARAMETER) {
+        match parameters.get(name) {
+            Some(value) => values.push(stack_parameter(name).parameter_value(value).build()),
+            None if now.parameters.contains(name) => {
+                values.push(stack_parameter(name).use_previous_value(true).build());
+            }
+            None => {}
+        }
+    }
+    let outputs = update(&cloudformation, now, template, values).await?;
+    let mut state_machines = BTreeMap::new();
+    for (key, value) in &outputs {
+        if let Some(machine) = key.strip_suffix("StateMachineArn") {
+            state_machines.insert(machine.to_lowercase(), value.clone());
+        }
+    }
+    let record = DeployerRecord {
+        bucket,
+        placeholder_key: PLACEHOLDER_KEY.to_owned(),
+        engine: "aws".to_owned(),
+        version: version.to_owned(),
+        state_machines,
+    };
+    let history = DynamoHistory::new(sdk.dynamodb(region), &output(&outputs, TABLE_OUTPUT)?);
+    history.put_deployer(&record).await?;
+    Ok(Installed { record, outputs, handler_prefix: prefix })
+}
+
+fn stack_parameter(name: &str) -> aws_sdk_cloudformation::types::builders::ParameterBuilder {
+    aws_sdk_cloudformation::types::Parameter::builder().parameter_key(name)
+}
+
+/// The stack output `key`.
+fn output(outputs: &[(String, String)], key: &str) -> Result<String, BootstrapError> {
+    let found = outputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    found.ok_or_else(|| BootstrapError::MissingOutput { stack: STACK.to_owned(), output: key.to_owned() })
 }
 
 /// The deployer record, or [`StepError::NotBootstrapped`] when the account and region have no
@@ -276,6 +407,8 @@ struct StackNow {
     status: String,
     reason: Option<String>,
     outputs: Vec<(String, String)>,
+    /// The keys of the stack's parameters.
+    parameters: Vec<String>,
 }
 
 impl StackNow {
@@ -337,7 +470,26 @@ async fn ensure_stack(
         tracing::info!(stack = STACK, "the whole deployer is installed; leaving its stack as it is");
         return Ok(now.outputs);
     }
-    let updated = client.update_stack().stack_name(STACK).template_body(body).send().await;
+    update(client, now, body, Vec::new()).await
+}
+
+/// Updates the settled stack to `body` with `parameters` and waits for it; a stack already
+/// there is left as it is.
+async fn update(
+    client: &aws_sdk_cloudformation::Client,
+    now: StackNow,
+    body: &str,
+    parameters: Vec<aws_sdk_cloudformation::types::Parameter>,
+) -> Result<Vec<(String, String)>, BootstrapError> {
+    let updated = client
+        .update_stack()
+        .stack_name(STACK)
+        .template_body(body)
+        .set_parameters(Some(parameters))
+        // The roles have no names: CAPABILITY_IAM, not CAPABILITY_NAMED_IAM.
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await;
     match updated {
         Ok(_) => {}
         // CloudFormation says "nothing to update" only as a ValidationError with this text.
@@ -401,7 +553,8 @@ async fn describe(client: &aws_sdk_cloudformation::Client) -> Result<Option<Stac
         .iter()
         .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
         .collect();
-    Ok(Some(StackNow { status, reason: stack.stack_status_reason().map(str::to_owned), outputs }))
+    let parameters = stack.parameters().iter().filter_map(|p| p.parameter_key().map(str::to_owned)).collect();
+    Ok(Some(StackNow { status, reason: stack.stack_status_reason().map(str::to_owned), outputs, parameters }))
 }
 
 /// Polls the stack until it is no longer `*_IN_PROGRESS`, from 1 s up with back-off.

@@ -15,9 +15,9 @@ use crate::App;
 
 /// Cleans up.
 pub async fn run(file: &Path, global: &Global, app: &App) -> Result<Reply, CliError> {
-    let (manifest, deps, started) = begin(file, "cleanup", None, global, app).await?;
+    let (manifest, target, started) = begin(file, None, global, app).await?;
     let request = json!({ "manifest": manifest_json(&manifest)? });
-    let (output, transitions) = execute("cleanup", &manifest, request, deps).await?;
+    let (output, transitions) = execute("cleanup", &manifest, request, target).await?;
     let stages: &[Value] = output.get("stages").and_then(Value::as_array).map_or(&[], Vec::as_slice);
     if let Some(failed) = stages.iter().find(|s| s.get("error").is_some()) {
         return Err(CliError::Execution {

@@ -13,15 +13,14 @@ use functions::steps::state::ArtifactRef;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
-use super::operation::{deployment_reply, execute, local_only, manifest_json, report, Cost};
-use super::{deps, manifest, manifest_for_stage, CliError};
+use super::operation::{deployment_reply, execute, manifest_json, report, target, Cost};
+use super::{manifest, manifest_for_stage, CliError};
 use crate::cli::Global;
 use crate::output::Reply;
 use crate::App;
 
 /// Deploys the service stack, or the stage.
 pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -> Result<Reply, CliError> {
-    local_only(global, "deploy")?;
     let manifest = match stage {
         Some(stage) => manifest_for_stage(file, stage)?,
         None => manifest(file)?,
@@ -32,14 +31,14 @@ pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -
         None => BTreeMap::new(),
     };
     let started = Instant::now();
-    let (deps, _) = deps(&manifest, app).await?;
-    let artifacts = upload(&manifest, &packages, &deps).await?;
+    let target = target(&manifest, global, app).await?;
+    let artifacts = upload(&manifest, &packages, &target.deps).await?;
     let request = json!({
         "stage": stage,
         "manifest": manifest_json(&manifest)?,
         "artifacts": artifacts,
     });
-    let (output, transitions) = execute("deploy", &manifest, request, deps).await?;
+    let (output, transitions) = execute("deploy", &manifest, request, target).await?;
     Ok(summary(&manifest, stage, &output, &Cost::of(app, transitions, started)))
 }
 

@@ -92,7 +92,9 @@ pub async fn run(cli: &Cli, app: &App) -> Result<Reply, CliError> {
         Command::Validate => validate::run(file),
         Command::Render { stage } => render::run(file, stage.as_deref()),
         Command::Schema => Ok(render::schema()),
-        Command::Bootstrap => bootstrap::run(file, cli.global.engine, app).await,
+        Command::Bootstrap { handlers, parameters } => {
+            bootstrap::run(file, cli.global.engine, handlers, parameters, app).await
+        }
         Command::Deploy { stage } => deploy::run(file, stage.as_deref(), &cli.global, app).await,
         Command::Rollback { stage, to } => rollback::run(file, stage, *to, &cli.global, app).await,
         Command::Reset { stage, from } => reset::run(file, stage, from, &cli.global, app).await,

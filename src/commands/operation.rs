@@ -1,10 +1,15 @@
-//! Running one workflow on the local engine and reporting it: what every command that changes
+//! Running one workflow, in this process or on AWS Step Functions, and reporting it: what every command that changes
 //! the service shares (deploy, rollback, reset, clone, remove, cleanup).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use functions::artifact::Package;
+use functions::aws::{Sdk, StepFunctionsApi};
+use functions::domain::history::DeployerRecord;
 use functions::domain::manifest::Manifest;
+use functions::domain::naming;
+use functions::error::StepError;
 use functions::ports::Deps;
 use serde_json::{json, Map, Value};
 
@@ -12,38 +17,74 @@ use super::{deps, manifest, manifest_for_stage, CliError};
 use crate::cli::{EngineKind, Global};
 use crate::output::{table, Reply};
 use crate::progress::Progress;
-use crate::{engine, App};
+use crate::{engine, remote, App};
 
-/// Refuses `--engine aws`, which needs the installed deployer.
-pub fn local_only(global: &Global, operation: &str) -> Result<(), CliError> {
-    if global.engine == EngineKind::Aws {
-        return Err(CliError::Usage(format!(
-            "{operation} --engine aws needs the installed deployer, which this version cannot install yet; use --engine local"
-        )));
-    }
-    Ok(())
+/// Where an operation runs, and the deployer it runs with.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The deployer's ports in the home region (the CLI's own uploads and reads).
+    pub deps: Deps,
+    deployer: DeployerRecord,
+    engine: EngineKind,
+    sdk: Sdk,
+    poll: Duration,
 }
+
+/// The deployer in the manifest's home region, checked to be installed for `--engine`.
+pub async fn target(manifest: &Manifest, global: &Global, app: &App) -> Result<Target, CliError> {
+    let (deps, deployer) = deps(manifest, app).await?;
+    if global.engine == EngineKind::Aws && deployer.engine != "aws" {
+        return Err(CliError::step(
+            "bootstrap check",
+            StepError::NotBootstrapped(format!(
+                "--engine aws runs on the installed deployer's state machines, and {} has only the local engine's table and bucket: run `aliasflow bootstrap --engine aws` (or use --engine local)",
+                manifest.region
+            )),
+        ));
+    }
+    let poll = app.poll_interval.unwrap_or(REMOTE_POLL);
+    Ok(Target { deps, deployer, engine: global.engine, sdk: app.sdk().await, poll })
+}
+
+/// How often `--engine aws` reads the execution's new events.
+const REMOTE_POLL: Duration = Duration::from_secs(2);
 
 /// The manifest as the execution input carries it.
 pub fn manifest_json(manifest: &Manifest) -> Result<Value, CliError> {
     serde_json::to_value(manifest).map_err(|e| CliError::Usage(e.to_string()))
 }
 
-/// Runs `operation` on `request` in this process, with progress on stderr. Returns the
+/// Runs `operation` on `request` where `target` says, with progress on stderr. Returns the
 /// execution's output and its state transitions; a failed execution is an error naming the
 /// state that failed.
 pub async fn execute(
     operation: &str,
     manifest: &Manifest,
     request: Value,
-    deps: Deps,
+    target: Target,
 ) -> Result<(Value, u64), CliError> {
-    let (progress, events) = Progress::start(false);
     let stage = request.get("stage").and_then(Value::as_str).map(str::to_owned);
-    let history = deps.history.clone();
-    let execution = engine::run_local(operation, &manifest.region, request, deps, events)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let history = target.deps.history.clone();
+    let (progress, events) = Progress::start(false);
+    let execution = match target.engine {
+        EngineKind::Local => engine::run_local(operation, &manifest.region, request, target.deps, events)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?,
+        EngineKind::Aws => {
+            let machine = target.deployer.state_machines.get(operation).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "the deployer installed in {} has no {operation} state machine: run `aliasflow bootstrap --engine aws` to upgrade it",
+                    manifest.region
+                ))
+            })?;
+            let input = remote_input(manifest, request, &target.deps).await?;
+            let executions = StepFunctionsApi::new(target.sdk.sfn(&manifest.region));
+            let name = remote::execution_name(operation, stage.as_deref());
+            remote::run(&executions, machine, &name, &input, events, target.poll)
+                .await
+                .map_err(|e| CliError::aws(operation, e))?
+        }
+    };
     let seen = progress.finish().await;
     if let (Some(error), Some(stage)) = (&execution.error, &stage) {
         release_after_terminal_error(&execution, error, &manifest.service, stage, history.as_ref()).await;
@@ -57,6 +98,23 @@ pub async fn execute(
             cause: execution.cause.unwrap_or_default(),
         }),
     }
+}
+
+/// The execution input for Step Functions: the manifest goes to the artifact bucket, by content
+/// and as the service's latest, and the input names it (`manifest_key`), so the input stays
+/// small and a console user can start the same execution again.
+async fn remote_input(manifest: &Manifest, mut request: Value, deps: &Deps) -> Result<Value, CliError> {
+    let Some(inline) = request.as_object_mut().and_then(|r| r.remove("manifest")) else { return Ok(request) };
+    let bytes = serde_json::to_vec(&inline).map_err(|e| CliError::Usage(e.to_string()))?;
+    let key = naming::manifest_key(&manifest.service, &Package::from_bytes(bytes.clone()).sha256_hex);
+    let latest = naming::latest_manifest_key(&manifest.service);
+    let upload = |key: String, bytes: Vec<u8>| async move {
+        deps.artifacts.put(&key, bytes).await.map_err(|e| CliError::aws("manifest upload", e))
+    };
+    upload(key.clone(), bytes.clone()).await?;
+    upload(latest, bytes).await?;
+    request["manifest_key"] = Value::String(key);
+    Ok(request)
 }
 
 /// A `States.*` runtime error (a state's data over 256 KiB, a path that does not resolve) ends
@@ -148,23 +206,21 @@ pub fn field(output: &Value, pointer: &str) -> String {
     }
 }
 
-/// What every operation does first: refuses `--engine aws`, loads the manifest (checking the
-/// stage against it), notes the time, and finds the deployer.
+/// What every operation does first: loads the manifest (checking the stage against it), notes
+/// the time, and finds the deployer.
 pub async fn begin(
     file: &std::path::Path,
-    operation: &str,
     stage: Option<&str>,
     global: &Global,
     app: &App,
-) -> Result<(Manifest, Deps, Instant), CliError> {
-    local_only(global, operation)?;
+) -> Result<(Manifest, Target, Instant), CliError> {
     let manifest = match stage {
         Some(stage) => manifest_for_stage(file, stage)?,
         None => manifest(file)?,
     };
     let started = Instant::now();
-    let (deps, _) = deps(&manifest, app).await?;
-    Ok((manifest, deps, started))
+    let target = target(&manifest, global, app).await?;
+    Ok((manifest, target, started))
 }
 
 /// A command's JSON reply: the service, the stage, the execution's `result`, and the cost.
@@ -187,12 +243,12 @@ pub async fn on_stage(
     global: &Global,
     app: &App,
 ) -> Result<(Manifest, Value, Cost), CliError> {
-    let (manifest, deps, started) = begin(file, operation, Some(stage), global, app).await?;
+    let (manifest, target, started) = begin(file, Some(stage), global, app).await?;
     let mut request = json!({ "stage": stage, "manifest": manifest_json(&manifest)? });
     if let (Some(request), Value::Object(extra)) = (request.as_object_mut(), extra) {
         request.extend(extra);
     }
-    let (output, transitions) = execute(operation, &manifest, request, deps).await?;
+    let (output, transitions) = execute(operation, &manifest, request, target).await?;
     Ok((manifest, output, Cost::of(app, transitions, started)))
 }
 

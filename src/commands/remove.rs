@@ -34,20 +34,20 @@ pub async fn run(file: &Path, stage: Option<&str>, global: &Global, app: &App) -
 
 /// Every live stage, then the service stack.
 async fn remove_service(file: &Path, global: &Global, app: &App) -> Result<Reply, CliError> {
-    let (manifest, deps, started) = begin(file, "remove", None, global, app).await?;
-    let stages = deps.history.stages(&manifest.service).await.map_err(|e| CliError::aws("remove", e))?;
+    let (manifest, target, started) = begin(file, None, global, app).await?;
+    let stages = target.deps.history.stages(&manifest.service).await.map_err(|e| CliError::aws("remove", e))?;
     let mut transitions = 0;
     let mut removed = Vec::new();
     let mut rows = Vec::new();
     for stage in stages.iter().filter(|r| r.state == StageState::Active) {
         let request = json!({ "stage": stage.stage, "manifest": manifest_json(&manifest)? });
-        let (output, used) = execute("remove", &manifest, request, deps.clone()).await?;
+        let (output, used) = execute("remove", &manifest, request, target.clone()).await?;
         transitions += used;
         rows.push(vec![format!("stage {}", stage.stage), format!("removed ({})", stage.region)]);
         removed.push(output);
     }
     let request = json!({ "manifest": manifest_json(&manifest)? });
-    let (garbage, used) = execute("remove", &manifest, request, deps).await?;
+    let (garbage, used) = execute("remove", &manifest, request, target).await?;
     transitions += used;
     rows.push(vec!["service stack".to_owned(), format!("{} removed", manifest.service)]);
     rows.extend(garbage_rows(Some(&garbage)));

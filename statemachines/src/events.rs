@@ -36,7 +36,8 @@ pub enum StateType {
 }
 
 impl StateType {
-    pub(crate) fn from_name(name: &str) -> Self {
+    /// The type named `name` (`Task`, `Map`, ...); anything else reads as `Pass`.
+    pub fn from_name(name: &str) -> Self {
         match name {
             "Task" => Self::Task,
             "Choice" => Self::Choice,

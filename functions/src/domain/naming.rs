@@ -189,6 +189,29 @@ pub fn artifact_key(service: &str, sha256_hex: &str) -> String {
     format!("{service}/artifacts/{sha256_hex}.zip")
 }
 
+/// The artifact bucket key of a manifest (as JSON) that an `--engine aws` execution reads, by
+/// content: an execution's input stays valid, so the console's "New execution" with the same
+/// input repeats it exactly.
+///
+/// ```
+/// use functions::domain::naming::manifest_key;
+/// assert_eq!(manifest_key("shop", "ab12"), "shop/manifests/ab12.json");
+/// ```
+pub fn manifest_key(service: &str, sha256_hex: &str) -> String {
+    format!("{service}/manifests/{sha256_hex}.json")
+}
+
+/// The artifact bucket key of the manifest the service was last run with by `--engine aws`:
+/// what a hand-typed execution input (console, schedule) names.
+///
+/// ```
+/// use functions::domain::naming::latest_manifest_key;
+/// assert_eq!(latest_manifest_key("shop"), "shop/manifests/latest.json");
+/// ```
+pub fn latest_manifest_key(service: &str) -> String {
+    format!("{service}/manifests/latest.json")
+}
+
 fn check_stack_name(name: String) -> Result<String, NameError> {
     let mut chars = name.chars();
     let valid =
