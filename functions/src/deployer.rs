@@ -217,12 +217,10 @@ pub async fn bootstrap_aws(
     };
     let mut values = vec![stack_parameter(HANDLER_CODE_PARAMETER).parameter_value(&prefix).build()];
     for name in known.keys().filter(|k| *k != HANDLER_CODE_PARAMETER) {
-        match parameters.get(name) {
-            Some(value) => values.push(stack_parameter(name).parameter_value(value).build()),
-            None if now.parameters.contains(name) => {
-                values.push(stack_parameter(name).use_previous_value(true).build());
-            }
-            None => {}
+        // The previous value itself rather than `UsePreviousValue`: the same on AWS (no
+        // parameter is NoEcho), and moto fails `UsePreviousValue` on one left at its default.
+        if let Some(value) = parameters.get(name).or_else(|| now.parameters.get(name)) {
+            values.push(stack_parameter(name).parameter_value(value).build());
         }
     }
     let outputs = update(&cloudformation, now, template, values).await?;
@@ -407,8 +405,8 @@ struct StackNow {
     status: String,
     reason: Option<String>,
     outputs: Vec<(String, String)>,
-    /// The keys of the stack's parameters.
-    parameters: Vec<String>,
+    /// The stack's parameters and their values.
+    parameters: BTreeMap<String, String>,
 }
 
 impl StackNow {
@@ -553,7 +551,11 @@ async fn describe(client: &aws_sdk_cloudformation::Client) -> Result<Option<Stac
         .iter()
         .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
         .collect();
-    let parameters = stack.parameters().iter().filter_map(|p| p.parameter_key().map(str::to_owned)).collect();
+    let parameters = stack
+        .parameters()
+        .iter()
+        .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value().unwrap_or_default().to_owned())))
+        .collect();
     Ok(Some(StackNow { status, reason: stack.stack_status_reason().map(str::to_owned), outputs, parameters }))
 }
 

@@ -8,3 +8,4 @@ mod deploy;
 mod faults;
 mod history;
 mod lifecycle;
+mod remote;

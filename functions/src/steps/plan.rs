@@ -61,6 +61,46 @@ pub fn not_bootstrapped(error: AwsError) -> StepError {
     }
 }
 
+/// Where a person typing an execution input finds what it may hold.
+const SCHEMA_HINT: &str = "statemachines/input.schema.json documents the input of each state machine";
+
+/// The fields each operation takes beside the manifest, and those of them it needs
+/// (`statemachines/input.schema.json` says the same; a test keeps them in step).
+const FIELDS: &[(&str, &[&str], &[&str])] = &[
+    ("deploy", &["stage", "artifacts"], &[]),
+    ("rollback", &["stage", "to"], &["stage"]),
+    ("reset", &["stage", "from"], &["stage", "from"]),
+    ("clone", &["stage", "from"], &["stage", "from"]),
+    ("remove", &["stage"], &[]),
+    ("cleanup", &[], &[]),
+];
+
+/// Refuses a field `operation` does not take, or the lack of one it needs: a hand-typed input
+/// (`to` on a reset) must not be silently ignored.
+fn check_fields(operation: &str, request: &serde_json::Value) -> Result<(), StepError> {
+    let Some((_, takes, needs)) = FIELDS.iter().find(|(name, _, _)| *name == operation) else {
+        return Err(StepError::InputInvalid(format!("no state machine performs the operation {operation}")));
+    };
+    let fields = request.as_object().ok_or_else(|| {
+        StepError::InputInvalid(format!("execution input: expected a JSON object, got {request}; {SCHEMA_HINT}"))
+    })?;
+    for name in fields.keys() {
+        let general = ["manifest", "manifest_key"].contains(&name.as_str());
+        let other = FIELDS.iter().any(|(_, t, _)| t.contains(&name.as_str()));
+        if !general && other && !takes.contains(&name.as_str()) {
+            return Err(StepError::InputInvalid(format!(
+                "execution input: {operation} takes no field `{name}`; {SCHEMA_HINT}"
+            )));
+        }
+    }
+    if let Some(missing) = needs.iter().find(|n| !fields.contains_key(**n)) {
+        return Err(StepError::InputInvalid(format!(
+            "execution input: {operation} needs the field `{missing}`; {SCHEMA_HINT}"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the manifest named by the request and validates it as a user-written one would be.
 pub async fn manifest(request: &Request, deps: &Deps) -> Result<Manifest, StepError> {
     let (text, origin) = match (&request.manifest, &request.manifest_key) {
@@ -82,7 +122,9 @@ pub async fn manifest(request: &Request, deps: &Deps) -> Result<Manifest, StepEr
 /// Validates the input and reads the service's and stage's records.
 #[tracing::instrument(name = "Plan", skip_all, fields(operation = %input.operation))]
 pub async fn run(input: Input, deps: &Deps) -> Result<Plan, StepError> {
-    let request: Request = serde_json::from_value(input.request).map_err(|e| StepError::InputInvalid(e.to_string()))?;
+    check_fields(&input.operation, &input.request)?;
+    let request: Request = serde_json::from_value(input.request)
+        .map_err(|e| StepError::InputInvalid(format!("execution input: {e}; {SCHEMA_HINT}")))?;
     let manifest = manifest(&request, deps).await?;
     let service = manifest.service.clone();
     let service_record = deps.history.service(&service).await.map_err(not_bootstrapped)?;
@@ -186,4 +228,76 @@ async fn plan_functions(
         functions.push(FunctionPlan { name: name.clone(), function_name, region, artifact, previous, known });
     }
     Ok(functions)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn schema() -> Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../statemachines/input.schema.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_input_schema_lists_exactly_the_fields_plan_reads() {
+        let schema = schema();
+        let documented: BTreeSet<String> =
+            schema["$defs"]["input"]["properties"].as_object().unwrap().keys().cloned().collect();
+        let full = Request {
+            stage: Some("dev".into()),
+            manifest: Some(json!({})),
+            manifest_key: Some("shop/manifests/latest.json".into()),
+            artifacts: BTreeMap::from([(
+                "api".to_owned(),
+                ArtifactRef { key: "shop/artifacts/a.zip".into(), code_sha256: "x".into() },
+            )]),
+            to: Some(1),
+            from: Some("prod".into()),
+        };
+        let read: BTreeSet<String> = serde_json::to_value(full).unwrap().as_object().unwrap().keys().cloned().collect();
+        assert_eq!(documented, read);
+        for example in schema["examples"].as_array().unwrap() {
+            serde_json::from_value::<Request>(example.clone()).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_input_schema_gives_each_machine_the_fields_plan_lets_it_take() {
+        let schema = schema();
+        let all: BTreeSet<&str> = FIELDS.iter().flat_map(|(_, takes, _)| takes.iter().copied()).collect();
+        for (operation, takes, needs) in FIELDS {
+            let rules = &schema["$defs"][*operation];
+            assert_eq!(rules["$ref"], "#/$defs/input", "{operation}");
+            let refused: BTreeSet<&str> = rules["properties"]
+                .as_object()
+                .map(|p| p.iter().filter(|(_, v)| **v == Value::Bool(false)).map(|(k, _)| k.as_str()).collect())
+                .unwrap_or_default();
+            let not_taken: BTreeSet<&str> = all.iter().copied().filter(|f| !takes.contains(f)).collect();
+            assert_eq!(refused, not_taken, "{operation}: fields refused");
+            let required: BTreeSet<&str> =
+                rules["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            assert_eq!(required, needs.iter().copied().collect(), "{operation}: fields needed");
+        }
+    }
+
+    #[test]
+    fn a_hand_typed_input_with_a_typo_or_a_field_of_another_operation_is_refused_by_name() {
+        let typo = json!({ "stgae": "prod", "manifest_key": "shop/manifests/latest.json" });
+        let err = check_fields("rollback", &typo).unwrap_err();
+        assert!(err.to_string().contains("needs the field `stage`"), "{err}");
+        let err = serde_json::from_value::<Request>(typo).unwrap_err();
+        assert!(err.to_string().contains("stgae"), "{err}");
+        let misplaced = json!({ "stage": "dev", "to": 3, "from": "prod", "manifest_key": "k" });
+        let err = check_fields("reset", &misplaced).unwrap_err();
+        assert_eq!(err.error_type(), "InputInvalid");
+        assert!(err.to_string().contains("reset takes no field `to`"), "{err}");
+        assert!(err.to_string().contains("input.schema.json"), "{err}");
+        assert!(check_fields("rollback", &json!({ "stage": "prod", "to": 3, "manifest_key": "k" })).is_ok());
+        assert!(check_fields("cleanup", &json!([])).is_err());
+    }
 }

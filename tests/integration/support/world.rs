@@ -27,9 +27,14 @@ pub struct World {
 impl World {
     /// A fresh account, bootstrapped, with a copy of `examples/shop`.
     pub async fn new() -> Self {
-        let world = Self { account: moto::account().await, example: Workspace::example("shop") };
+        let world = Self::unbootstrapped().await;
         world.ok(&["bootstrap"]).await;
         world
+    }
+
+    /// A fresh account without the deployer, with a copy of `examples/shop`.
+    pub async fn unbootstrapped() -> Self {
+        Self { account: moto::account().await, example: Workspace::example("shop") }
     }
 
     /// A CLI application on the account, counting its own calls, polling without long pauses.
