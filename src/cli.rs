@@ -147,3 +147,28 @@ pub enum Command {
         lock_id: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `aliasflow ...` command lines of a document, with `"$VAR"` arguments filled in.
+    fn command_lines(text: &str) -> Vec<Vec<String>> {
+        let lines =
+            text.lines().filter_map(|line| line.trim().strip_prefix("run: ")).filter(|l| l.starts_with("aliasflow "));
+        lines.map(|line| line.split_whitespace().map(|word| word.replace("\"$STAGE\"", "pr-1")).collect()).collect()
+    }
+
+    #[test]
+    fn the_example_ci_workflow_runs_commands_this_cli_accepts() {
+        let workflow = include_str!("../examples/ci/github-actions.yml");
+        let commands = command_lines(workflow);
+        assert!(commands.len() >= 3, "the workflow validates, deploys and removes: {commands:?}");
+        for argv in commands {
+            let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{}: {e}", argv.join(" ")));
+            if matches!(cli.command, Command::Deploy { .. } | Command::Remove { .. }) {
+                assert_eq!(cli.global.engine, EngineKind::Aws, "{}", argv.join(" "));
+            }
+        }
+    }
+}

@@ -1,7 +1,9 @@
-//! The deployer's footprint in an account and region, as `aliasflow bootstrap --engine local`
-//! installs it: from `infra/deployer.json` only the history table and the artifact bucket (with
-//! its policy), in the CloudFormation stack `aliasflow`; the placeholder code zip that service
-//! stacks declare functions with; and the deployer record in the history table. Idempotent: a
+//! The deployer's footprint in an account and region. `aliasflow bootstrap --engine local`
+//! installs from `infra/deployer.json` only the history table and the artifact bucket (with its
+//! policy), in the CloudFormation stack `aliasflow`; [`bootstrap_aws`] installs the whole
+//! template into the same stack: the step handlers as Lambda functions, the state machines, the
+//! cleanup schedule and the CI role. Both upload the placeholder code zip that service stacks
+//! declare functions with, and write the deployer record in the history table. Idempotent: a
 //! second run finds everything in place and changes nothing.
 //!
 //! Steps find the deployer through [`deployer_settings`], which turns an account that never ran
