@@ -279,6 +279,63 @@ mod tests {
         assert_eq!(follower.finish().error.as_deref(), Some("ExecutionFailed"));
     }
 
+    /// Step Functions as a script: the history grows by one batch per poll (what moto cannot
+    /// show: its executions never run).
+    struct Scripted {
+        batches: std::sync::Mutex<Vec<Vec<HistoryEntry>>>,
+        history: std::sync::Mutex<Vec<HistoryEntry>>,
+        started: std::sync::Mutex<Vec<(String, String, String)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Executions for Scripted {
+        async fn start(&self, machine: &str, name: &str, input: &str) -> Result<String, AwsError> {
+            self.started.lock().unwrap().push((machine.to_owned(), name.to_owned(), input.to_owned()));
+            Ok(format!("{machine}:{name}"))
+        }
+
+        async fn events_after(&self, _execution: &str, after: i64) -> Result<Vec<HistoryEntry>, AwsError> {
+            let mut batches = self.batches.lock().unwrap();
+            let mut history = self.history.lock().unwrap();
+            if !batches.is_empty() {
+                history.extend(batches.remove(0));
+            }
+            Ok(history.iter().filter(|e| e.id > after).cloned().collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn run_follows_a_failing_execution_over_several_polls_and_reports_each_event_once() {
+        let mut failed = entry(4, 3, "LambdaFunctionFailed");
+        failed.error = Some("StageLocked".to_owned());
+        let mut end = entry(5, 4, "ExecutionFailed");
+        end.error = Some("StageLocked".to_owned());
+        end.cause = Some("stage dev is locked".to_owned());
+        let script = Scripted {
+            batches: std::sync::Mutex::new(vec![
+                vec![entry(1, 0, "ExecutionStarted"), named(entry(2, 1, "TaskStateEntered"), "Plan")],
+                vec![],
+                vec![named(entry(3, 2, "TaskStateEntered"), "AcquireLock"), failed],
+                vec![end],
+            ]),
+            history: std::sync::Mutex::default(),
+            started: std::sync::Mutex::default(),
+        };
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let input = json!({ "stage": "dev", "manifest_key": "shop/manifests/a.json" });
+        let execution = run(&script, "arn:machine", "deploy-dev", &input, sender, Duration::ZERO).await.unwrap();
+        assert_eq!(execution.status, ExecutionStatus::Failed);
+        assert_eq!(execution.error.as_deref(), Some("StageLocked"));
+        assert_eq!(execution.cause.as_deref(), Some("stage dev is locked"));
+        let mut ids = Vec::new();
+        while let Ok(event) = receiver.try_recv() {
+            ids.push(event.id);
+        }
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        let started = script.started.lock().unwrap().clone();
+        assert_eq!(started, [("arn:machine".to_owned(), "deploy-dev".to_owned(), input.to_string())]);
+    }
+
     #[test]
     fn execution_names_are_valid_and_say_what_ran() {
         let name = execution_name("deploy", Some("pr-7"));
