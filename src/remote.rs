@@ -169,6 +169,7 @@ fn parse(text: Option<&str>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use functions::fakes::FakeExecutions;
     use serde_json::json;
 
     use super::*;
@@ -279,31 +280,6 @@ mod tests {
         assert_eq!(follower.finish().error.as_deref(), Some("ExecutionFailed"));
     }
 
-    /// Step Functions as a script: the history grows by one batch per poll (what moto cannot
-    /// show: its executions never run).
-    struct Scripted {
-        batches: std::sync::Mutex<Vec<Vec<HistoryEntry>>>,
-        history: std::sync::Mutex<Vec<HistoryEntry>>,
-        started: std::sync::Mutex<Vec<(String, String, String)>>,
-    }
-
-    #[async_trait::async_trait]
-    impl Executions for Scripted {
-        async fn start(&self, machine: &str, name: &str, input: &str) -> Result<String, AwsError> {
-            self.started.lock().unwrap().push((machine.to_owned(), name.to_owned(), input.to_owned()));
-            Ok(format!("{machine}:{name}"))
-        }
-
-        async fn events_after(&self, _execution: &str, after: i64) -> Result<Vec<HistoryEntry>, AwsError> {
-            let mut batches = self.batches.lock().unwrap();
-            let mut history = self.history.lock().unwrap();
-            if !batches.is_empty() {
-                history.extend(batches.remove(0));
-            }
-            Ok(history.iter().filter(|e| e.id > after).cloned().collect())
-        }
-    }
-
     #[tokio::test]
     async fn run_follows_a_failing_execution_over_several_polls_and_reports_each_event_once() {
         let mut failed = entry(4, 3, "LambdaFunctionFailed");
@@ -311,16 +287,12 @@ mod tests {
         let mut end = entry(5, 4, "ExecutionFailed");
         end.error = Some("StageLocked".to_owned());
         end.cause = Some("stage dev is locked".to_owned());
-        let script = Scripted {
-            batches: std::sync::Mutex::new(vec![
-                vec![entry(1, 0, "ExecutionStarted"), named(entry(2, 1, "TaskStateEntered"), "Plan")],
-                vec![],
-                vec![named(entry(3, 2, "TaskStateEntered"), "AcquireLock"), failed],
-                vec![end],
-            ]),
-            history: std::sync::Mutex::default(),
-            started: std::sync::Mutex::default(),
-        };
+        let script = FakeExecutions::scripted(vec![
+            vec![entry(1, 0, "ExecutionStarted"), named(entry(2, 1, "TaskStateEntered"), "Plan")],
+            vec![],
+            vec![named(entry(3, 2, "TaskStateEntered"), "AcquireLock"), failed],
+            vec![end],
+        ]);
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         let input = json!({ "stage": "dev", "manifest_key": "shop/manifests/a.json" });
         let execution = run(&script, "arn:machine", "deploy-dev", &input, sender, Duration::ZERO).await.unwrap();
@@ -332,8 +304,7 @@ mod tests {
             ids.push(event.id);
         }
         assert_eq!(ids, [1, 2, 3, 4, 5]);
-        let started = script.started.lock().unwrap().clone();
-        assert_eq!(started, [("arn:machine".to_owned(), "deploy-dev".to_owned(), input.to_string())]);
+        assert_eq!(script.started(), [("arn:machine".to_owned(), "deploy-dev".to_owned(), input.to_string())]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! a test reads it like the system.
 
 mod artifacts;
+mod executions;
 mod functions;
 mod history;
 mod stacks;
@@ -10,6 +11,7 @@ mod stacks;
 use std::sync::Arc;
 
 pub use artifacts::FakeArtifacts;
+pub use executions::FakeExecutions;
 pub use functions::FakeFunctions;
 pub use history::FakeHistory;
 pub use stacks::FakeStacks;
