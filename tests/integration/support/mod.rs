@@ -1,3 +1,6 @@
+
+// Fixtures fail the test (or the benchmark) with a message.
+#![allow(clippy::expect_used)]
 pub mod moto;
 pub mod throttle;
 pub mod workspace;
