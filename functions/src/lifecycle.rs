@@ -325,7 +325,7 @@ mod tests {
                 ("worker", record(stage, "shop-worker", "1", "shop/artifacts/w.zip")),
             ];
             for (_, record) in &functions {
-                aws.history.put_artifact(SERVICE, &record.artifact_key).await.unwrap();
+                aws.history.put_artifact(SERVICE, &record.artifact_key, chrono::Utc::now()).await.unwrap();
             }
             all.push(deployed(aws, stage, id, (id > 1).then(|| id - 1), &functions).await);
         }

@@ -62,26 +62,35 @@ fn package(manifest: &Manifest, file: &Path) -> Result<BTreeMap<String, Package>
     }
 }
 
-/// Uploads the artifacts the history does not know yet: one S3 request per changed artifact.
+/// Uploads the artifacts the history does not know (any more): one S3 request per changed
+/// artifact. Every artifact the deploy uses, known ones too, is marked used now first: garbage
+/// collection keeps what a deploy used within its grace period, and the execution will need
+/// these objects until `PublishVersions` is done, long after this and before any lock protects
+/// them. A record that is not there to mark (never uploaded, or collected since the last deploy)
+/// is what makes the upload: collection deletes the record before the object, and only if
+/// nobody marked it since it read it.
 async fn upload(
     manifest: &Manifest,
     packages: &BTreeMap<String, Package>,
     deps: &Deps,
 ) -> Result<BTreeMap<String, ArtifactRef>, CliError> {
-    let known = deps.history.artifacts(&manifest.service).await.map_err(|e| CliError::aws("upload", e))?;
+    let service = manifest.service.as_str();
     let mut refs = BTreeMap::new();
-    let mut missing: BTreeMap<String, &Package> = BTreeMap::new();
+    // Functions with the same code share one key: marked and uploaded once.
+    let mut used: BTreeMap<String, &Package> = BTreeMap::new();
     for (name, package) in packages {
-        let key = naming::artifact_key(&manifest.service, &package.sha256_hex);
-        if !known.contains(&key) {
-            missing.insert(key.clone(), package);
-        }
+        let key = naming::artifact_key(service, &package.sha256_hex);
+        used.insert(key.clone(), package);
         refs.insert(name.clone(), ArtifactRef { key, code_sha256: package.sha256_base64.clone() });
     }
-    futures::stream::iter(missing)
+    futures::stream::iter(used)
         .map(|(key, package)| async move {
+            if deps.history.touch_artifact(service, &key, deps.clock.now()).await? {
+                return Ok(());
+            }
+            // Object first, record second: a record always names an object that was uploaded.
             deps.artifacts.put(&key, package.bytes.clone()).await?;
-            deps.history.put_artifact(&manifest.service, &key).await?;
+            deps.history.put_artifact(service, &key, deps.clock.now()).await?;
             tracing::info!(%key, "artifact uploaded");
             Ok::<_, functions::error::AwsError>(())
         })

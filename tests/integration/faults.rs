@@ -48,7 +48,7 @@ impl FakeWorld {
         let digest = Sha256::digest(format!("{function}:{code}"));
         let key = naming::artifact_key(&self.manifest.service, &hex::encode(digest));
         let code_sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
-        self.aws.history.put_artifact(&self.manifest.service, &key).await.expect("fake history");
+        self.aws.history.put_artifact(&self.manifest.service, &key, chrono::Utc::now()).await.expect("fake history");
         self.lambda().know_artifact(&key, &code_sha256);
         self.artifacts.insert(function.to_owned(), ArtifactRef { key, code_sha256 });
     }

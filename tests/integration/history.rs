@@ -215,6 +215,7 @@ async fn versions_and_artifact_keys_are_put_listed_and_deleted() {
         code_sha256: format!("sha-{n}"),
         config_hash: "ab".repeat(32),
         artifact_key: format!("shop/{function}/{n}.zip"),
+        used_at: at(0),
     };
     for (function, n) in [("shop-api", "10"), ("shop-api", "9"), ("shop-web", "1"), ("shop-api", "2")] {
         history.put_version("shop", &version(function, n)).await.unwrap();
@@ -226,9 +227,9 @@ async fn versions_and_artifact_keys_are_put_listed_and_deleted() {
     history.delete_version("shop", &version("shop-api", "9")).await.unwrap();
     assert_eq!(history.versions("shop").await.unwrap().len(), 3);
 
-    history.put_artifact("shop", "shop/api/abc.zip").await.unwrap();
-    history.put_artifact("shop", "shop/web/def.zip").await.unwrap();
-    history.put_artifact("shop", "shop/api/abc.zip").await.unwrap();
+    history.put_artifact("shop", "shop/api/abc.zip", at(0)).await.unwrap();
+    history.put_artifact("shop", "shop/web/def.zip", at(0)).await.unwrap();
+    history.put_artifact("shop", "shop/api/abc.zip", at(0)).await.unwrap();
     assert_eq!(history.artifacts("shop").await.unwrap(), ["shop/api/abc.zip", "shop/web/def.zip"]);
     history.delete_artifact("shop", "shop/api/abc.zip").await.unwrap();
     assert_eq!(history.artifacts("shop").await.unwrap(), ["shop/web/def.zip"]);

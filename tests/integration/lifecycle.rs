@@ -1,9 +1,10 @@
 //! The lifecycle after deploy, end to end against moto: rollback, reset, clone, remove and
 //! cleanup, each through the CLI in-process on its real state machine and the local engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Duration as Span, Utc};
+use chrono::{DateTime, Duration as Span, Utc};
+use functions::domain::history::VersionRecord;
 use functions::ports::{History, LockOutcome};
 use serde_json::Value;
 
@@ -47,6 +48,20 @@ async fn versions(world: &World, function: &str) -> Vec<String> {
 async fn latest_code(world: &World, function: &str) -> String {
     let out = world.lambda().get_function_configuration().function_name(function).send().await.expect("function");
     out.code_sha256().unwrap_or_default().to_owned()
+}
+
+/// Moves every mark of use of the service's versions and artifacts `by` into the past, as if the
+/// deploys that made them were that long ago: garbage collection keeps what was used within its
+/// grace period.
+async fn age(world: &World, by: Span) {
+    let history = world.history();
+    for version in history.versions("shop").await.expect("versions") {
+        let aged = VersionRecord { used_at: version.used_at - by, ..version };
+        history.put_version("shop", &aged).await.expect("put version");
+    }
+    for artifact in history.artifact_records("shop").await.expect("artifacts") {
+        history.put_artifact("shop", &artifact.key, artifact.used_at - by).await.expect("put artifact");
+    }
 }
 
 #[tokio::test]
@@ -224,6 +239,8 @@ async fn removing_a_stage_deletes_its_stack_and_aliases_keeps_its_history_and_co
         .send()
         .await
         .expect("alias");
+    // An hour and more later: nothing is within the grace period any more.
+    age(&world, Span::hours(2)).await;
 
     let removed = world.ok(&["remove", "--stage", "feature"]).await;
     let garbage = &removed["result"]["garbage"];
@@ -375,4 +392,122 @@ async fn a_rollback_that_fails_midway_puts_every_alias_back_records_the_failure_
     assert_eq!(newest["origin"], "dev#1");
     assert!(world.history().lock("shop", "stage:dev").await.expect("lock").is_none(), "the lock is released");
     world.ok(&["deploy", "--stage", "dev"]).await;
+}
+
+#[tokio::test]
+async fn the_history_lists_every_lease_of_a_service_and_a_new_stages_lock_stops_garbage_collection() {
+    let world = World::new().await;
+    world.ok(&["deploy", "--stage", "dev"]).await;
+    let history = world.history();
+    let lease = std::time::Duration::from_secs(600);
+    let now = Utc::now();
+    // A first deploy of pr-9 (no stage record yet) and a publish lease of another execution.
+    history.acquire("shop", "stage:pr-9", "first-deploy", lease, now).await.expect("stage lock");
+    history.acquire("shop", "publish:us-east-1/shop-api", "publisher", lease, now).await.expect("publish lease");
+    history.acquire("other", "stage:dev", "elsewhere", lease, now).await.expect("another service's lock");
+    assert!(history.stage("shop", "pr-9").await.expect("read").is_none());
+
+    let locks = history.locks("shop").await.expect("locks");
+    let held: Vec<(&str, &str)> = locks.iter().map(|(name, lock)| (name.as_str(), lock.owner.as_str())).collect();
+    assert_eq!(held, [("publish:us-east-1/shop-api", "publisher"), ("stage:pr-9", "first-deploy")]);
+    let until = (now + Span::minutes(10)).timestamp_millis();
+    assert!(locks.iter().all(|(_, lock)| lock.expires_at.timestamp_millis() == until), "{locks:?}");
+
+    let cleanup = world.ok(&["cleanup"]).await;
+    let skipped = cleanup["result"]["garbage"]["skipped"].as_str().unwrap_or_default().to_owned();
+    for needle in ["stage:pr-9", "first-deploy", "publish:us-east-1/shop-api", "publisher"] {
+        assert!(skipped.contains(needle), "{needle}: {cleanup}");
+    }
+}
+
+#[tokio::test]
+async fn the_history_deletes_a_record_only_if_no_deploy_marked_it_used_after_it_was_read() {
+    let world = World::new().await;
+    let history = world.history();
+    let long_ago = Utc::now() - Span::hours(3);
+    let key = "shop/artifacts/a.zip";
+    history.put_artifact("shop", key, long_ago).await.expect("put");
+    let read = history.artifact_records("shop").await.expect("read").remove(0);
+    assert_eq!((read.key.as_str(), read.used_at.timestamp_millis()), (key, long_ago.timestamp_millis()));
+    assert!(history.touch_artifact("shop", key, Utc::now()).await.expect("touch"));
+    assert!(!history.delete_artifact_if_unchanged("shop", &read).await.expect("refused"), "marked since the read");
+    assert_eq!(history.artifacts("shop").await.expect("keys"), [key]);
+    let read = history.artifact_records("shop").await.expect("read").remove(0);
+    assert!(history.delete_artifact_if_unchanged("shop", &read).await.expect("delete"));
+    assert!(!history.touch_artifact("shop", key, Utc::now()).await.expect("touch"), "nothing left to mark");
+    assert!(history.artifacts("shop").await.expect("keys").is_empty(), "and marking did not bring it back");
+    // A record read as used at the epoch (as one written before `used_at` reads) goes as such.
+    history.put_artifact("shop", key, DateTime::default()).await.expect("put");
+    let read = history.artifact_records("shop").await.expect("read").remove(0);
+    assert!(history.delete_artifact_if_unchanged("shop", &read).await.expect("delete"));
+
+    let version = VersionRecord {
+        function_name: "shop-api".into(),
+        region: REGION.into(),
+        version: "7".into(),
+        code_sha256: "c2hh".into(),
+        config_hash: "ab".repeat(32),
+        artifact_key: key.into(),
+        used_at: long_ago,
+    };
+    history.put_version("shop", &version).await.expect("put");
+    let read = history.versions("shop").await.expect("read").remove(0);
+    assert_eq!(read, version);
+    let marked = VersionRecord { used_at: Utc::now(), ..version.clone() };
+    assert!(history.touch_version("shop", &marked).await.expect("touch"));
+    assert!(!history.delete_version_if_unchanged("shop", &read).await.expect("refused"), "marked since the read");
+    let read = history.versions("shop").await.expect("read").remove(0);
+    assert_eq!(read, marked);
+    assert!(history.delete_version_if_unchanged("shop", &read).await.expect("delete"));
+    assert!(!history.touch_version("shop", &marked).await.expect("touch"), "nothing left to mark");
+    assert!(history.versions("shop").await.expect("read").is_empty());
+}
+
+#[tokio::test]
+async fn removing_a_stage_right_after_its_deploy_keeps_what_the_deploy_used_for_the_grace_period() {
+    let world = World::new().await;
+    world.ok(&["deploy", "--stage", "prod"]).await;
+    change(&world, "api", "feature api");
+    world.ok(&["deploy", "--stage", "feature"]).await;
+    let feature = column(&world.stage_status("feature").await, "version");
+
+    let removed = world.ok(&["remove", "--stage", "feature"]).await;
+    let garbage = &removed["result"]["garbage"];
+    assert!(versions(&world, "shop-api").await.contains(&feature["api"]), "used minutes ago: kept: {garbage}");
+    let recent = garbage["kept_recent"].to_string();
+    assert!(recent.contains(&format!("shop-api:{}", feature["api"])), "reported: {garbage}");
+    let deleted = garbage["deleted_objects"].as_array().cloned().unwrap_or_default();
+    assert!(deleted.iter().all(|key| !key.as_str().unwrap_or_default().contains("/artifacts/")), "{garbage}");
+}
+
+#[tokio::test]
+async fn a_redeploy_of_code_whose_artifact_garbage_collection_deleted_uploads_it_again() {
+    let world = World::new().await;
+    world.ok(&["deploy", "--stage", "prod"]).await;
+    let history = world.history();
+    let before: BTreeSet<String> = history.artifacts("shop").await.expect("keys").into_iter().collect();
+    change(&world, "api", "feature api");
+    world.ok(&["deploy", "--stage", "feature"]).await;
+    let code = column(&world.stage_status("feature").await, "code_sha256")["api"].clone();
+    let after: BTreeSet<String> = history.artifacts("shop").await.expect("keys").into_iter().collect();
+    let key = after.difference(&before).next().cloned().expect("feature's api artifact");
+
+    // feature goes an hour after its deploy: its api artifact goes with it, record and object.
+    age(&world, Span::hours(2)).await;
+    let removed = world.ok(&["remove", "--stage", "feature"]).await;
+    assert!(removed["result"]["garbage"]["deleted_objects"].to_string().contains(&key), "{removed}");
+    assert!(!history.artifacts("shop").await.expect("keys").contains(&key), "record deleted");
+    let bucket = history.deployer().await.expect("read").expect("bootstrapped").bucket;
+    let s3 = world.account.sdk.s3(REGION);
+    assert!(s3.head_object().bucket(&bucket).key(&key).send().await.is_err(), "object deleted");
+
+    // The same code again: the CLI finds no record to mark, so it uploads the zip again.
+    world.ok(&["deploy", "--stage", "feature"]).await;
+    let status = world.stage_status("feature").await;
+    assert_eq!(column(&status, "code_sha256")["api"], code);
+    assert!(status.values().all(|r| r["drift"] == false), "{status:?}");
+    s3.head_object().bucket(&bucket).key(&key).send().await.expect("uploaded again");
+    let record = history.artifact_records("shop").await.expect("read").into_iter().find(|a| a.key == key);
+    let used = record.expect("recorded again").used_at;
+    assert!(Utc::now() - used < Span::minutes(10), "marked used by this deploy: {used}");
 }

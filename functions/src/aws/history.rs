@@ -7,13 +7,14 @@
 //! | stage | `<service>` | `STAGE#<stage>` | |
 //! | deployment | `<service>` | `DEPLOY#<stage>#<id, 10 digits>` | `execution` (S), `id` (N) |
 //! | lease | `<service>` | `LOCK#<name>` (`stage:dev`, `publish:shop-api`) | `owner` (S), `expires` (N, epoch ms), `expires_at` (S, RFC 3339); no `data` |
-//! | version | `<service>` | `VERSION#<region>#<function>#<version, 10 digits>` | |
-//! | artifact | `<service>` | `ARTIFACT#<key>` | no `data` |
+//! | version | `<service>` | `VERSION#<region>#<function>#<version, 10 digits>` | `used` (N, epoch ms) |
+//! | artifact | `<service>` | `ARTIFACT#<key>` | `used` (N, epoch ms), `used_at` (S, RFC 3339); no `data` |
 //!
 //! Every record is stored whole as JSON (serde of the domain type) in the string attribute
 //! `data`: the domain types can grow fields without a migration, since readers ignore what
 //! they do not know and older items lack only what new fields default. Only what a condition
-//! expression must see is an attribute of its own (`execution`, `owner`, `expires`).
+//! expression must see is an attribute of its own (`execution`, `owner`, `expires`, `used`).
+//! Versions and artifacts written before `used` existed lack it and read as used at the epoch.
 //!
 //! Ids and version numbers are zero-padded so the sort key orders them as numbers: a stage's
 //! deployments come newest first from one `Query` with `ScanIndexForward = false`. A service
@@ -40,7 +41,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::aws_error;
-use crate::domain::history::{DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord};
+use crate::domain::history::{
+    ArtifactRecord, DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord,
+};
 use crate::error::AwsError;
 use crate::ports::{History, LockOutcome, Page};
 
@@ -100,6 +103,53 @@ impl DynamoHistory {
     async fn delete(&self, pk: &str, sk: &str) -> Result<(), AwsError> {
         let request = self.client.delete_item().table_name(&self.table).set_key(Some(key(pk, sk)));
         request.send().await.map(drop).map_err(|e| aws_error("DeleteItem", &self.label, &e))
+    }
+
+    /// Writes `item` if it is already there: `Ok(false)`, writing nothing, if it is not.
+    async fn put_if_present(&self, item: Item) -> Result<bool, AwsError> {
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        match request.condition_expression("attribute_exists(pk)").send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => {
+                Ok(false)
+            }
+            Err(e) => Err(aws_error("PutItem", &self.label, &e)),
+        }
+    }
+
+    /// Deletes the item if its `used` is still `used_at`, or if it is gone already; `Ok(false)`,
+    /// deleting nothing, if it was used since.
+    async fn delete_if_unused_since(&self, pk: &str, sk: &str, used_at: DateTime<Utc>) -> Result<bool, AwsError> {
+        // An item read without `used` (written before it existed) reads as the epoch; it is
+        // unchanged while it still has none.
+        let condition = if used_at == DateTime::<Utc>::default() {
+            "attribute_not_exists(#used) OR #used = :used"
+        } else {
+            "attribute_not_exists(pk) OR #used = :used"
+        };
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .condition_expression(condition)
+            .expression_attribute_names("#used", "used")
+            .expression_attribute_values(":used", millis(used_at))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(DeleteItemError::is_conditional_check_failed_exception) => {
+                Ok(false)
+            }
+            Err(e) => Err(aws_error("DeleteItem", &self.label, &e)),
+        }
+    }
+
+    fn version_item(&self, service: &str, version: &VersionRecord) -> Result<Item, AwsError> {
+        let mut item = self.record_item(service, &version_sk(version), version)?;
+        item.insert("used".to_owned(), millis(version.used_at));
+        Ok(item)
     }
 
     /// Every item of partition `pk` whose sort key starts with `prefix`, in key order.
@@ -455,16 +505,38 @@ impl History for DynamoHistory {
         }
     }
 
+    async fn locks(&self, service: &str) -> Result<Vec<(String, Lock)>, AwsError> {
+        let items = self.query_all(service, LOCK_PREFIX).await?;
+        let mut locks = Vec::with_capacity(items.len());
+        for item in &items {
+            let sk = item.get("sk").and_then(|v| v.as_s().ok());
+            let Some(name) = sk.and_then(|sk| sk.strip_prefix(LOCK_PREFIX)) else {
+                return Err(self.invalid("Query", &item_name(item), &"no lease sort key"));
+            };
+            locks.push((name.to_owned(), self.decode_lock(item, "Query")?));
+        }
+        Ok(locks)
+    }
+
     async fn versions(&self, service: &str) -> Result<Vec<VersionRecord>, AwsError> {
         self.query_records(service, "VERSION#").await
     }
 
     async fn put_version(&self, service: &str, version: &VersionRecord) -> Result<(), AwsError> {
-        self.put_record(service, &version_sk(version), version).await
+        self.put(self.version_item(service, version)?).await
+    }
+
+    async fn touch_version(&self, service: &str, version: &VersionRecord) -> Result<bool, AwsError> {
+        // PutItem, not UpdateItem: the record is stored whole, and the steps' roles may put.
+        self.put_if_present(self.version_item(service, version)?).await
     }
 
     async fn delete_version(&self, service: &str, version: &VersionRecord) -> Result<(), AwsError> {
         self.delete(service, &version_sk(version)).await
+    }
+
+    async fn delete_version_if_unchanged(&self, service: &str, version: &VersionRecord) -> Result<bool, AwsError> {
+        self.delete_if_unused_since(service, &version_sk(version), version.used_at).await
     }
 
     async fn artifacts(&self, service: &str) -> Result<Vec<String>, AwsError> {
@@ -473,16 +545,60 @@ impl History for DynamoHistory {
         Ok(keys.filter_map(|sk| sk.strip_prefix(ARTIFACT_PREFIX)).map(str::to_owned).collect())
     }
 
-    async fn put_artifact(&self, service: &str, key_: &str) -> Result<(), AwsError> {
-        self.put(key(service, &format!("{ARTIFACT_PREFIX}{key_}"))).await
+    async fn artifact_records(&self, service: &str) -> Result<Vec<ArtifactRecord>, AwsError> {
+        let items = self.query_all(service, ARTIFACT_PREFIX).await?;
+        let mut records = Vec::with_capacity(items.len());
+        for item in &items {
+            let sk = item.get("sk").and_then(|v| v.as_s().ok());
+            let Some(key_) = sk.and_then(|sk| sk.strip_prefix(ARTIFACT_PREFIX)) else {
+                return Err(self.invalid("Query", &item_name(item), &"no artifact sort key"));
+            };
+            let used = match item.get("used") {
+                None => DateTime::<Utc>::default(),
+                Some(value) => value
+                    .as_n()
+                    .ok()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .and_then(DateTime::from_timestamp_millis)
+                    .ok_or_else(|| self.invalid("Query", &item_name(item), &"`used` is not epoch milliseconds"))?,
+            };
+            records.push(ArtifactRecord { key: key_.to_owned(), used_at: used });
+        }
+        Ok(records)
+    }
+
+    async fn put_artifact(&self, service: &str, key_: &str, used_at: DateTime<Utc>) -> Result<(), AwsError> {
+        self.put(artifact_item(service, key_, used_at)).await
+    }
+
+    async fn touch_artifact(&self, service: &str, key_: &str, now: DateTime<Utc>) -> Result<bool, AwsError> {
+        // The CLI's role may put but not update; the item holds nothing else to keep.
+        self.put_if_present(artifact_item(service, key_, now)).await
     }
 
     async fn delete_artifact(&self, service: &str, key_: &str) -> Result<(), AwsError> {
         self.delete(service, &format!("{ARTIFACT_PREFIX}{key_}")).await
     }
+
+    async fn delete_artifact_if_unchanged(&self, service: &str, artifact: &ArtifactRecord) -> Result<bool, AwsError> {
+        self.delete_if_unused_since(service, &format!("{ARTIFACT_PREFIX}{}", artifact.key), artifact.used_at).await
+    }
 }
 
 const ARTIFACT_PREFIX: &str = "ARTIFACT#";
+const LOCK_PREFIX: &str = "LOCK#";
+
+fn artifact_item(service: &str, key_: &str, used_at: DateTime<Utc>) -> Item {
+    let mut item = key(service, &format!("{ARTIFACT_PREFIX}{key_}"));
+    item.insert("used".to_owned(), millis(used_at));
+    item.insert("used_at".to_owned(), s(&used_at.to_rfc3339()));
+    item
+}
+
+/// A time as the number attribute conditions compare: epoch milliseconds.
+fn millis(time: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(time.timestamp_millis().to_string())
+}
 
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
@@ -507,7 +623,7 @@ fn deploy_sk(stage: &str, id: u64) -> String {
 }
 
 fn lock_sk(name: &str) -> String {
-    format!("LOCK#{name}")
+    format!("{LOCK_PREFIX}{name}")
 }
 
 fn version_sk(version: &VersionRecord) -> String {
@@ -548,6 +664,7 @@ mod tests {
             code_sha256: String::new(),
             config_hash: String::new(),
             artifact_key: String::new(),
+            used_at: DateTime::default(),
         };
         assert!(version_sk(&v("9")) < version_sk(&v("10")));
         assert_eq!(version_sk(&v("3")), "VERSION#us-east-1#shop-api#0000000003");

@@ -197,6 +197,23 @@ pub struct VersionRecord {
     pub config_hash: String,
     /// The artifact bucket key of its code.
     pub artifact_key: String,
+    /// When a deploy last published or reused it: garbage collection keeps it for a grace period
+    /// after that, referenced or not. Records written before aliasflow kept this read as the
+    /// epoch: long unused.
+    #[serde(default)]
+    pub used_at: DateTime<Utc>,
+}
+
+/// A code zip in the artifact bucket, as the history records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    /// The object key (content-addressed).
+    pub key: String,
+    /// When a deploy last uploaded or used it: garbage collection keeps it for a grace period
+    /// after that, referenced or not. Records written before aliasflow kept this read as the
+    /// epoch: long unused.
+    #[serde(default)]
+    pub used_at: DateTime<Utc>,
 }
 
 /// A lease: on a stage (one execution changes it at a time) or on a function's `$LATEST`

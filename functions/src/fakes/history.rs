@@ -1,16 +1,20 @@
 //! The history table in memory, with the DynamoDB adapter's semantics: leases that expire to
 //! the millisecond, a `record` that a retry of the same execution repeats harmlessly and another
-//! execution cannot overwrite, newest-first deployment pages with an opaque cursor. Tests can
-//! make the next calls of an operation fail and count the calls per operation.
+//! execution cannot overwrite, newest-first deployment pages with an opaque cursor, deletes
+//! conditional on `used_at` to the millisecond. Tests can make the next calls of an operation
+//! fail, run their own change just before one (another writer between a read and a write), and
+//! count the calls per operation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::history::{DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord};
+use crate::domain::history::{
+    ArtifactRecord, DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord,
+};
 use crate::error::AwsError;
 use crate::ports::{History, LockOutcome, Page};
 
@@ -29,8 +33,8 @@ pub struct HistoryTables {
     pub locks: BTreeMap<(String, String), Lock>,
     /// (service, region, function, version padded to sort as a number) to the version.
     pub versions: BTreeMap<(String, String, String, String), VersionRecord>,
-    /// (service, artifact key).
-    pub artifacts: BTreeSet<(String, String)>,
+    /// (service, artifact key) to when it was last used.
+    pub artifacts: BTreeMap<(String, String), DateTime<Utc>>,
 }
 
 /// When an injected fault strikes.
@@ -111,14 +115,30 @@ pub(crate) fn injected(aws_operation: &str, resource: &str, code: &str) -> AwsEr
     error
 }
 
+/// A change a test makes to the table just before a call: what another writer does meanwhile.
+type Hook = Box<dyn FnOnce(&mut HistoryTables) + Send>;
+
+/// Hooks waiting for the next call of an operation, in the order they were added.
+#[derive(Default)]
+struct Hooks(Mutex<BTreeMap<String, Vec<Hook>>>);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hooks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_map().entries(hooks.iter().map(|(operation, queue)| (operation, queue.len()))).finish()
+    }
+}
+
 /// [`History`] in memory. Operations are named as the port's methods (`"acquire"`,
-/// `"record"`, ...) for [`fail_next`](Self::fail_next) and [`calls`](Self::calls); the errors
-/// name the DynamoDB operation the adapter would have called, as it would.
+/// `"record"`, ...) for [`fail_next`](Self::fail_next), [`before_next`](Self::before_next) and
+/// [`calls`](Self::calls); the errors name the DynamoDB operation the adapter would have called,
+/// as it would.
 #[derive(Debug, Default)]
 pub struct FakeHistory {
     /// The table's content, to inspect or to arrange.
     pub tables: Mutex<HistoryTables>,
     calls: Calls,
+    hooks: Hooks,
     missing: Mutex<bool>,
 }
 
@@ -136,6 +156,14 @@ impl FakeHistory {
     /// was lost: what a retry after a timeout, or after the process was killed, meets.
     pub fn fail_next_after_effect(&self, operation: &str, times: usize, code: &str) {
         self.calls.inject(operation, times, code, Strike::After);
+    }
+
+    /// Runs `change` on the table just before the next call of `operation` (a method name of
+    /// [`History`]) takes effect: another writer that comes between what the caller read and
+    /// what it writes now.
+    pub fn before_next(&self, operation: &str, change: impl FnOnce(&mut HistoryTables) + Send + 'static) {
+        let mut hooks = self.hooks.0.lock().unwrap_or_else(PoisonError::into_inner);
+        hooks.entry(operation.to_owned()).or_default().push(Box::new(change));
     }
 
     /// From now on every call fails with `ResourceNotFoundException`, as on an account that was
@@ -185,7 +213,16 @@ impl FakeHistory {
         if let Some((code, Strike::Before)) = &fault {
             return Err(injected(aws_operation, TABLE, code));
         }
-        let result = body(&mut self.tables());
+        let hook = {
+            let mut hooks = self.hooks.0.lock().unwrap_or_else(PoisonError::into_inner);
+            hooks.get_mut(operation).and_then(|queue| (!queue.is_empty()).then(|| queue.remove(0)))
+        };
+        let mut tables = self.tables();
+        if let Some(hook) = hook {
+            hook(&mut tables);
+        }
+        let result = body(&mut tables);
+        drop(tables);
         match fault {
             Some((code, Strike::After)) => Err(injected(aws_operation, TABLE, &code)),
             _ => result,
@@ -212,6 +249,12 @@ fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
 
 fn expired(lock: &Lock, now: DateTime<Utc>) -> bool {
     lock.expires_at.timestamp_millis() < now.timestamp_millis()
+}
+
+/// Whether a record last used at `stored` is unchanged since it was read as used at `read`, as
+/// the adapter's condition compares them: to the millisecond.
+fn unchanged(stored: DateTime<Utc>, read: DateTime<Utc>) -> bool {
+    stored.timestamp_millis() == read.timestamp_millis()
 }
 
 #[async_trait]
@@ -363,6 +406,16 @@ impl History for FakeHistory {
         self.call("lock", "GetItem", |t| Ok(t.locks.get(&(service.to_owned(), name.to_owned())).cloned()))
     }
 
+    async fn locks(&self, service: &str) -> Result<Vec<(String, Lock)>, AwsError> {
+        self.call("locks", "Query", |t| {
+            Ok(t.locks
+                .iter()
+                .filter(|((s, _), _)| s == service)
+                .map(|((_, name), l)| (name.clone(), l.clone()))
+                .collect())
+        })
+    }
+
     async fn versions(&self, service: &str) -> Result<Vec<VersionRecord>, AwsError> {
         self.call("versions", "Query", |t| {
             Ok(t.versions.iter().filter(|((s, ..), _)| s == service).map(|(_, v)| v.clone()).collect())
@@ -376,6 +429,16 @@ impl History for FakeHistory {
         })
     }
 
+    async fn touch_version(&self, service: &str, version: &VersionRecord) -> Result<bool, AwsError> {
+        self.call("touch_version", "PutItem", |t| match t.versions.get_mut(&version_key(service, version)) {
+            Some(stored) => {
+                *stored = version.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        })
+    }
+
     async fn delete_version(&self, service: &str, version: &VersionRecord) -> Result<(), AwsError> {
         self.call("delete_version", "DeleteItem", |t| {
             t.versions.remove(&version_key(service, version));
@@ -383,16 +446,44 @@ impl History for FakeHistory {
         })
     }
 
-    async fn artifacts(&self, service: &str) -> Result<Vec<String>, AwsError> {
-        self.call("artifacts", "Query", |t| {
-            Ok(t.artifacts.iter().filter(|(s, _)| s == service).map(|(_, k)| k.clone()).collect())
+    async fn delete_version_if_unchanged(&self, service: &str, version: &VersionRecord) -> Result<bool, AwsError> {
+        self.call("delete_version_if_unchanged", "DeleteItem", |t| {
+            let key = version_key(service, version);
+            if t.versions.get(&key).is_some_and(|stored| !unchanged(stored.used_at, version.used_at)) {
+                return Ok(false);
+            }
+            t.versions.remove(&key);
+            Ok(true)
         })
     }
 
-    async fn put_artifact(&self, service: &str, key: &str) -> Result<(), AwsError> {
+    async fn artifacts(&self, service: &str) -> Result<Vec<String>, AwsError> {
+        self.call("artifacts", "Query", |t| {
+            Ok(t.artifacts.keys().filter(|(s, _)| s == service).map(|(_, k)| k.clone()).collect())
+        })
+    }
+
+    async fn artifact_records(&self, service: &str) -> Result<Vec<ArtifactRecord>, AwsError> {
+        self.call("artifact_records", "Query", |t| {
+            let records = t.artifacts.iter().filter(|((s, _), _)| s == service);
+            Ok(records.map(|((_, key), used_at)| ArtifactRecord { key: key.clone(), used_at: *used_at }).collect())
+        })
+    }
+
+    async fn put_artifact(&self, service: &str, key: &str, used_at: DateTime<Utc>) -> Result<(), AwsError> {
         self.call("put_artifact", "PutItem", |t| {
-            t.artifacts.insert((service.to_owned(), key.to_owned()));
+            t.artifacts.insert((service.to_owned(), key.to_owned()), used_at);
             Ok(())
+        })
+    }
+
+    async fn touch_artifact(&self, service: &str, key: &str, now: DateTime<Utc>) -> Result<bool, AwsError> {
+        self.call("touch_artifact", "PutItem", |t| match t.artifacts.get_mut(&(service.to_owned(), key.to_owned())) {
+            Some(used_at) => {
+                *used_at = now;
+                Ok(true)
+            }
+            None => Ok(false),
         })
     }
 
@@ -400,6 +491,17 @@ impl History for FakeHistory {
         self.call("delete_artifact", "DeleteItem", |t| {
             t.artifacts.remove(&(service.to_owned(), key.to_owned()));
             Ok(())
+        })
+    }
+
+    async fn delete_artifact_if_unchanged(&self, service: &str, artifact: &ArtifactRecord) -> Result<bool, AwsError> {
+        self.call("delete_artifact_if_unchanged", "DeleteItem", |t| {
+            let key = (service.to_owned(), artifact.key.clone());
+            if t.artifacts.get(&key).is_some_and(|stored| !unchanged(*stored, artifact.used_at)) {
+                return Ok(false);
+            }
+            t.artifacts.remove(&key);
+            Ok(true)
         })
     }
 }
@@ -558,6 +660,7 @@ mod tests {
             code_sha256: "c".into(),
             config_hash: "h".into(),
             artifact_key: "k".into(),
+            used_at: at(0),
         };
         for n in ["10", "9", "2"] {
             history.put_version("shop", &version(n)).await.unwrap();
@@ -567,5 +670,61 @@ mod tests {
         history.delete_version("shop", &version("9")).await.unwrap();
         assert_eq!(history.versions("shop").await.unwrap().len(), 2);
         assert!(history.versions("other").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn locks_lists_every_lease_of_the_service_and_only_its_own() {
+        let history = FakeHistory::default();
+        history.acquire("shop", "stage:dev", "a", MINUTE, at(0)).await.unwrap();
+        history.acquire("shop", "publish:us-east-1/shop-api", "b", MINUTE, at(0)).await.unwrap();
+        history.acquire("other", "stage:dev", "c", MINUTE, at(0)).await.unwrap();
+        let names: Vec<(String, String)> =
+            history.locks("shop").await.unwrap().into_iter().map(|(name, lock)| (name, lock.owner)).collect();
+        assert_eq!(names, [("publish:us-east-1/shop-api".into(), "b".into()), ("stage:dev".into(), "a".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_record_marked_used_after_it_was_read_is_not_deleted() {
+        let history = FakeHistory::default();
+        history.put_artifact("shop", "k", at(0)).await.unwrap();
+        let read = history.artifact_records("shop").await.unwrap().remove(0);
+        assert!(history.touch_artifact("shop", "k", at(60)).await.unwrap());
+        assert!(!history.delete_artifact_if_unchanged("shop", &read).await.unwrap());
+        let read = history.artifact_records("shop").await.unwrap().remove(0);
+        assert_eq!(read.used_at, at(60));
+        assert!(history.delete_artifact_if_unchanged("shop", &read).await.unwrap());
+        assert!(!history.touch_artifact("shop", "k", at(120)).await.unwrap(), "gone: nothing to mark");
+        assert!(history.artifacts("shop").await.unwrap().is_empty(), "and marking it does not bring it back");
+
+        let version = VersionRecord {
+            function_name: "shop-api".into(),
+            region: "us-east-1".into(),
+            version: "1".into(),
+            code_sha256: "c".into(),
+            config_hash: "h".into(),
+            artifact_key: "k".into(),
+            used_at: at(0),
+        };
+        history.put_version("shop", &version).await.unwrap();
+        assert!(history.touch_version("shop", &VersionRecord { used_at: at(60), ..version.clone() }).await.unwrap());
+        assert!(!history.delete_version_if_unchanged("shop", &version).await.unwrap());
+        let read = history.versions("shop").await.unwrap().remove(0);
+        assert!(history.delete_version_if_unchanged("shop", &read).await.unwrap());
+        assert!(!history.touch_version("shop", &read).await.unwrap());
+        assert!(history.versions("shop").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_hook_runs_once_just_before_the_next_call_of_its_operation() {
+        let history = FakeHistory::default();
+        history.before_next("put_artifact", |t| {
+            t.artifacts.insert(("shop".into(), "first".into()), at(0));
+        });
+        assert!(history.artifacts("shop").await.unwrap().is_empty(), "another operation: not yet");
+        history.put_artifact("shop", "second", at(1)).await.unwrap();
+        assert_eq!(history.artifacts("shop").await.unwrap(), ["first", "second"]);
+        history.delete_artifact("shop", "first").await.unwrap();
+        history.put_artifact("shop", "third", at(2)).await.unwrap();
+        assert_eq!(history.artifacts("shop").await.unwrap(), ["second", "third"], "once only");
     }
 }

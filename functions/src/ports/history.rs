@@ -3,7 +3,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::history::{DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord};
+use crate::domain::history::{
+    ArtifactRecord, DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord,
+};
 use crate::error::AwsError;
 
 /// The outcome of trying to take a lease.
@@ -77,18 +79,36 @@ pub trait History: Send + Sync {
     async fn release(&self, service: &str, name: &str, owner: &str) -> Result<bool, AwsError>;
     /// The lease `name`, if held (expired or not).
     async fn lock(&self, service: &str, name: &str) -> Result<Option<Lock>, AwsError>;
+    /// Every lease of the service, stage locks and publish leases, expired or not: (name, lease)
+    /// in name order. A new stage's lock is among them before the stage has a record.
+    async fn locks(&self, service: &str) -> Result<Vec<(String, Lock)>, AwsError>;
 
     /// Every version aliasflow published for the service.
     async fn versions(&self, service: &str) -> Result<Vec<VersionRecord>, AwsError>;
-    /// Remembers a published version.
+    /// Remembers a published version (with its `used_at`).
     async fn put_version(&self, service: &str, version: &VersionRecord) -> Result<(), AwsError>;
-    /// Forgets a version (after deleting it).
+    /// Rewrites a catalogued version with its new `used_at`, so garbage collection keeps it;
+    /// `Ok(false)`, writing nothing, when the catalogue no longer has it (collected meanwhile).
+    async fn touch_version(&self, service: &str, version: &VersionRecord) -> Result<bool, AwsError>;
+    /// Forgets a version, whatever its `used_at`.
     async fn delete_version(&self, service: &str, version: &VersionRecord) -> Result<(), AwsError>;
+    /// Forgets a version only if its `used_at` is still `version.used_at` (as read): `Ok(false)`,
+    /// and nothing changes, when a deploy used it since. One already gone counts as forgotten.
+    async fn delete_version_if_unchanged(&self, service: &str, version: &VersionRecord) -> Result<bool, AwsError>;
 
     /// The artifact keys known to be in the bucket for the service.
     async fn artifacts(&self, service: &str) -> Result<Vec<String>, AwsError>;
-    /// Remembers that `key` is in the bucket.
-    async fn put_artifact(&self, service: &str, key: &str) -> Result<(), AwsError>;
-    /// Forgets `key` (after deleting it).
+    /// The artifact records of the service, with when each was last used, in key order.
+    async fn artifact_records(&self, service: &str) -> Result<Vec<ArtifactRecord>, AwsError>;
+    /// Remembers that `key` is in the bucket, last used at `used_at`.
+    async fn put_artifact(&self, service: &str, key: &str, used_at: DateTime<Utc>) -> Result<(), AwsError>;
+    /// Marks a recorded artifact used at `now`, so garbage collection keeps it; `Ok(false)`,
+    /// writing nothing, when it is not recorded (never uploaded, or collected meanwhile).
+    async fn touch_artifact(&self, service: &str, key: &str, now: DateTime<Utc>) -> Result<bool, AwsError>;
+    /// Forgets `key`, whatever its `used_at`.
     async fn delete_artifact(&self, service: &str, key: &str) -> Result<(), AwsError>;
+    /// Forgets an artifact only if its `used_at` is still `artifact.used_at` (as read):
+    /// `Ok(false)`, and nothing changes, when a deploy used it since. One already gone counts as
+    /// forgotten.
+    async fn delete_artifact_if_unchanged(&self, service: &str, artifact: &ArtifactRecord) -> Result<bool, AwsError>;
 }

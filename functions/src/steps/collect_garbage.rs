@@ -2,24 +2,36 @@
 //! more.
 //!
 //! - A version aliasflow published goes when no retained deployment of a live stage references
-//!   it and no alias points at it. Lambda's `ListAliases` decides the second, so an alias made
-//!   outside aliasflow keeps its version too; such a version is reported, never deleted.
+//!   it, no alias points at it, and no deploy used it (published or reused it) within the grace
+//!   period, [`Settings::garbage_grace`](crate::ports::Settings::garbage_grace). Lambda's
+//!   `ListAliases` decides the second, so an alias made outside aliasflow keeps its version
+//!   too; such a version is reported, never deleted.
 //! - A code artifact (`<service>/artifacts/...`) goes when no retained deployment of a live
-//!   stage and no version left in the catalogue references it; a kept stage template
-//!   (`<service>/templates/...`) when no live stage was brought to it by a retained deployment.
+//!   stage and no version left in the catalogue references it and no deploy uploaded or used it
+//!   within the grace period; a kept stage template (`<service>/templates/...`) when no live
+//!   stage was brought to it by a retained deployment.
+//! - A catalogue entry of a version Lambda no longer has, or a record of an artifact the bucket
+//!   no longer has, is forgotten whatever its age: a deploy must not rely on it.
 //!
-//! While another execution holds a live stage's lock nothing is collected: a deploy may be
-//! between publishing a version and pointing an alias at it. Safe to repeat: what is gone
-//! already is not an error.
+//! While another execution holds any lease of the service (a stage lock, a new stage's too, or
+//! a publish lease) nothing is collected: a deploy may be between publishing a version and
+//! pointing an alias at it. Safe to repeat: what is gone already is not an error.
+//!
+//! What a deploy uses before it holds a lock (the CLI uploads and marks its artifacts, `Plan`
+//! picks catalogued versions to reuse) is protected by the mark: the grace period covers a mark
+//! made before this step read the records, and a mark made after makes the conditional delete
+//! of the record fail (the thing is kept). Records are deleted before what they name, so a
+//! deploy that finds a record gone uploads or publishes again instead of relying on it. What
+//! remains is described at `collect_versions` and `collect_objects` below.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::history::{Deployment, StageRecord, StageState, VersionRecord};
+use crate::domain::history::{ArtifactRecord, Deployment, StageRecord, StageState, VersionRecord};
 use crate::error::StepError;
 use crate::ports::Deps;
-use crate::steps::acquire_lock::stage_lock;
 use crate::steps::ensure_stage_stack::template_key;
 
 /// What `CollectGarbage` reads of the state.
@@ -27,7 +39,7 @@ use crate::steps::ensure_stage_stack::template_key;
 pub struct Input {
     /// The service.
     pub service: String,
-    /// The execution: its own stage lock does not stop the collection.
+    /// The execution: its own leases do not stop the collection.
     pub owner: String,
 }
 
@@ -40,6 +52,18 @@ pub struct Output {
     pub kept_versions: Vec<String>,
     /// Keys of the objects deleted from the artifact bucket.
     pub deleted_objects: Vec<String>,
+    /// `function:version` and artifact keys nothing references but a deploy used within the
+    /// grace period: collected by a later run.
+    #[serde(default)]
+    pub kept_recent: Vec<String>,
+    /// `function:version` and artifact keys a deploy used while this collection ran (after it
+    /// read them): kept.
+    #[serde(default)]
+    pub kept_in_use: Vec<String>,
+    /// `function:version` of catalogue entries whose version Lambda no longer has, and artifact
+    /// keys whose object the bucket no longer has: their records are forgotten.
+    #[serde(default)]
+    pub forgotten: Vec<String>,
     /// Why nothing was collected, if so.
     pub skipped: Option<String>,
 }
@@ -70,19 +94,61 @@ impl Referenced {
     }
 }
 
+/// Whether a record last used at `used_at` is still within the grace period at `now`.
+#[derive(Debug, Clone, Copy)]
+struct Grace {
+    now: DateTime<Utc>,
+    period: chrono::Duration,
+}
+
+impl Grace {
+    fn covers(self, used_at: DateTime<Utc>) -> bool {
+        self.now.signed_duration_since(used_at) < self.period
+    }
+}
+
+/// What one function's unreferenced versions came to.
+#[derive(Debug, Default)]
+struct Versions {
+    deleted: Vec<VersionRecord>,
+    /// With the aliases that hold each.
+    aliased: Vec<(VersionRecord, String)>,
+    recent: Vec<VersionRecord>,
+    in_use: Vec<VersionRecord>,
+    forgotten: Vec<VersionRecord>,
+}
+
+/// What happened to one object of the bucket.
+#[derive(Debug)]
+enum Collected {
+    Deleted(String),
+    Recent(String),
+    InUse(String),
+    Forgotten(String),
+}
+
 /// Collects the garbage.
 #[tracing::instrument(name = "CollectGarbage", skip_all, fields(service = %input.service))]
 pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     let service = input.service.as_str();
-    let stages = deps.history.stages(service).await?;
-    let live: Vec<&StageRecord> = stages.iter().filter(|r| r.state == StageState::Active).collect();
-    if let Some(reason) = busy(service, &input.owner, &live, deps).await? {
+    let now = deps.clock.now();
+    // The catalogue is read before the leases, not after, so that a version a deploy marks under
+    // its stage lock is safe even when the mark looks older than the grace period (a step whose
+    // clock is behind this one's): marked before this read, the deploy's lock is seen below (or
+    // the deploy is over); marked after it, the conditional delete fails. Read the other way
+    // round, a deploy that took its lock and marked a version between the two reads would rely
+    // on the clocks alone.
+    let catalogue = deps.history.versions(service).await?;
+    if let Some(reason) = busy(service, &input.owner, now, deps).await? {
         tracing::info!(%reason, "garbage collection skipped");
         return Ok(Output { skipped: Some(reason), ..Output::default() });
     }
+    let stages = deps.history.stages(service).await?;
+    let live: Vec<&StageRecord> = stages.iter().filter(|r| r.state == StageState::Active).collect();
     let referenced = referenced(service, &live, deps).await?;
+    let grace =
+        Grace { now, period: chrono::Duration::from_std(deps.settings.garbage_grace).unwrap_or(chrono::Duration::MAX) };
 
-    let catalogue = deps.history.versions(service).await?;
     let mut unreferenced: BTreeMap<(String, String), Vec<VersionRecord>> = BTreeMap::new();
     let mut remaining: Vec<VersionRecord> = Vec::new();
     for version in catalogue {
@@ -94,66 +160,74 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     }
     let mut output = Output::default();
     let results = super::bounded(unreferenced.into_iter().collect(), deps.settings.parallelism, |(key, versions)| {
-        collect_versions(service, key, versions, deps)
+        collect_versions(service, key, versions, grace, deps)
     })
     .await;
+    let name = |v: &VersionRecord| format!("{}:{}", v.function_name, v.version);
     for result in results {
-        let (deleted, kept) = result?;
-        output.deleted_versions.extend(deleted.iter().map(|v| format!("{}:{}", v.function_name, v.version)));
-        for (version, aliases) in kept {
-            output.kept_versions.push(format!("{}:{} (alias {aliases})", version.function_name, version.version));
+        let versions = result?;
+        output.deleted_versions.extend(versions.deleted.iter().map(name));
+        output.forgotten.extend(versions.forgotten.iter().map(name));
+        output.kept_recent.extend(versions.recent.iter().map(name));
+        output.kept_in_use.extend(versions.in_use.iter().map(name));
+        remaining.extend(versions.recent);
+        remaining.extend(versions.in_use);
+        for (version, aliases) in versions.aliased {
+            output.kept_versions.push(format!("{} (alias {aliases})", name(&version)));
             remaining.push(version);
         }
     }
 
     let mut needed = referenced.artifacts;
     needed.extend(remaining.iter().map(|v| v.artifact_key.clone()));
-    let mut objects: BTreeSet<String> = deps.history.artifacts(service).await?.into_iter().collect();
-    objects.extend(deps.artifacts.list(&format!("{service}/artifacts/")).await?);
-    let mut doomed: Vec<(String, bool)> =
-        objects.into_iter().filter(|k| !needed.contains(k)).map(|k| (k, true)).collect();
-    let templates = deps.artifacts.list(&format!("{service}/templates/")).await?;
     let kept_templates: BTreeSet<String> =
         referenced.templates.iter().map(|hash| template_key(service, hash)).collect();
-    doomed.extend(templates.into_iter().filter(|k| !kept_templates.contains(k)).map(|k| (k, false)));
-    let results = super::bounded(doomed, deps.settings.parallelism, |(key, artifact)| async move {
-        deps.artifacts.delete(&key).await?;
-        if artifact {
-            deps.history.delete_artifact(service, &key).await?;
+    for collected in collect_objects(service, &needed, &kept_templates, grace, deps).await? {
+        match collected {
+            Collected::Deleted(key) => output.deleted_objects.push(key),
+            Collected::Recent(key) => output.kept_recent.push(key),
+            Collected::InUse(key) => output.kept_in_use.push(key),
+            Collected::Forgotten(key) => output.forgotten.push(key),
         }
-        Ok::<_, StepError>(key)
-    })
-    .await;
-    output.deleted_objects = results.into_iter().collect::<Result<_, _>>()?;
+    }
 
-    output.deleted_versions.sort();
-    output.kept_versions.sort();
-    output.deleted_objects.sort();
+    for list in [
+        &mut output.deleted_versions,
+        &mut output.kept_versions,
+        &mut output.deleted_objects,
+        &mut output.kept_recent,
+        &mut output.kept_in_use,
+        &mut output.forgotten,
+    ] {
+        list.sort();
+    }
     tracing::info!(
         versions = output.deleted_versions.len(),
         objects = output.deleted_objects.len(),
         kept = ?output.kept_versions,
+        recent = output.kept_recent.len(),
+        in_use = ?output.kept_in_use,
+        forgotten = ?output.forgotten,
         "garbage collected"
     );
     Ok(output)
 }
 
-/// Another execution's unexpired lock on a live stage, as a sentence.
-async fn busy(service: &str, owner: &str, live: &[&StageRecord], deps: &Deps) -> Result<Option<String>, StepError> {
-    let now = deps.clock.now();
-    for record in live {
-        if let Some(lock) = deps.history.lock(service, &stage_lock(&record.stage)).await? {
-            if lock.owner != owner && lock.expires_at > now {
-                return Ok(Some(format!(
-                    "stage {} is locked by {} until {}, which may be publishing; collected on the next run",
-                    record.stage,
-                    lock.owner,
-                    lock.expires_at.to_rfc3339()
-                )));
-            }
-        }
+/// Another execution's unexpired lease of the service, as a sentence: any stage's lock (a new
+/// stage has its lock before its record) or a function's publish lease.
+async fn busy(service: &str, owner: &str, now: DateTime<Utc>, deps: &Deps) -> Result<Option<String>, StepError> {
+    let held: Vec<String> = deps
+        .history
+        .locks(service)
+        .await?
+        .into_iter()
+        .filter(|(_, lock)| lock.owner != owner && lock.expires_at > now)
+        .map(|(name, lock)| format!("lease {name} is held by {} until {}", lock.owner, lock.expires_at.to_rfc3339()))
+        .collect();
+    if held.is_empty() {
+        return Ok(None);
     }
-    Ok(None)
+    Ok(Some(format!("{}, which may be publishing or pointing aliases; collected on the next run", held.join("; "))))
 }
 
 /// Everything the retained deployments of the live stages reference.
@@ -174,45 +248,177 @@ async fn referenced(service: &str, live: &[&StageRecord], deps: &Deps) -> Result
     Ok(referenced)
 }
 
-/// Deletes the unreferenced versions of one function that no alias points at; returns those
-/// deleted, and those kept with the aliases that hold them.
+/// Deletes the unreferenced versions of one function that no alias points at and no deploy
+/// used within the grace period, and forgets those Lambda no longer has.
+///
+/// Per version: the record goes first, conditional on its `used_at` being what the catalogue
+/// read said, then the version, then the record again. A deploy that marked the version after
+/// the read keeps it (the first delete fails); one that marks it after the first delete finds
+/// no record and publishes instead of reusing. The second delete is for a deploy that did that
+/// while the version still existed: Lambda hands back the existing version when `$LATEST` has
+/// not changed since it was published, so that deploy may record this very number.
+///
+/// What remains: such a deploy whose publish lands before the version is deleted and whose
+/// record lands after the second delete names a version that is gone; that deploy fails at
+/// `SwitchAliases` (its aliases are restored), and the next collection forgets the record
+/// because Lambda no longer lists the version. And if Lambda refuses to delete the version
+/// after its record went (an alias made outside aliasflow in that instant, or an error), the
+/// version stays in Lambda but no longer in the catalogue: no deploy reuses it, and no later
+/// collection sees it (this role may not write the record back).
 async fn collect_versions(
     service: &str,
     (region, function): (String, String),
     versions: Vec<VersionRecord>,
+    grace: Grace,
     deps: &Deps,
-) -> Result<(Vec<VersionRecord>, Vec<(VersionRecord, String)>), StepError> {
+) -> Result<Versions, StepError> {
     let lambda = deps.regions.functions(&region);
+    let mut outcome = Versions::default();
+    let (recent, old): (Vec<VersionRecord>, Vec<VersionRecord>) =
+        versions.into_iter().partition(|v| grace.covers(v.used_at));
+    if !recent.is_empty() {
+        // Listed after the catalogue was read, and a version is published before it is
+        // catalogued: one missing here is gone, whatever its record says.
+        let existing: BTreeSet<String> = lambda.versions(&function).await?.into_iter().map(|v| v.version).collect();
+        for version in recent {
+            if existing.contains(&version.version) {
+                outcome.recent.push(version);
+            } else {
+                deps.history.delete_version(service, &version).await?;
+                tracing::info!(%function, version = %version.version, "Lambda no longer has it: forgotten");
+                outcome.forgotten.push(version);
+            }
+        }
+    }
+    if old.is_empty() {
+        return Ok(outcome);
+    }
     let aliases = lambda.aliases(&function).await?;
-    let mut deleted = Vec::new();
-    let mut kept = Vec::new();
-    for version in versions {
+    for version in old {
         let holders: Vec<&str> =
             aliases.iter().filter(|a| a.version == version.version).map(|a| a.alias.as_str()).collect();
         if !holders.is_empty() {
             tracing::warn!(%function, version = %version.version, aliases = ?holders, "no deployment needs it, but an alias does: kept");
-            kept.push((version, holders.join(", ")));
+            outcome.aliased.push((version, holders.join(", ")));
+            continue;
+        }
+        if !deps.history.delete_version_if_unchanged(service, &version).await? {
+            tracing::info!(%function, version = %version.version, "a deploy used it meanwhile: kept");
+            outcome.in_use.push(version);
             continue;
         }
         match lambda.delete_version(&function, &version.version).await {
             Ok(()) => {}
             // An alias was pointed at it after the listing: Lambda refuses, and so it stays.
             Err(error) if error.code == "ResourceConflictException" => {
-                kept.push((version, "created meanwhile".to_owned()));
+                let version_ = version.version.as_str();
+                tracing::warn!(%function, version = version_, "an alias was made meanwhile: kept, no longer catalogued");
+                outcome.aliased.push((version, "created meanwhile".to_owned()));
                 continue;
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                let version_ = version.version.as_str();
+                tracing::error!(%function, version = version_, %error, "record gone, version not: delete it by hand");
+                return Err(error.into());
+            }
         }
         deps.history.delete_version(service, &version).await?;
         tracing::info!(%function, version = %version.version, "version deleted");
-        deleted.push(version);
+        outcome.deleted.push(version);
     }
-    Ok((deleted, kept))
+    Ok(outcome)
+}
+
+/// Deletes the objects of the bucket nothing needs: artifacts not in `needed` and not used
+/// within the grace period, stage templates not in `kept_templates`; forgets the records of
+/// artifacts the bucket no longer has.
+///
+/// The records are read on both sides of the bucket listing. The CLI records an artifact only
+/// after uploading it, so a record read before the listing names an object that the listing
+/// shows unless it is gone; and an object listed with no record after it is an orphan or an
+/// upload whose record has not landed yet. Per artifact the record goes first (conditional,
+/// as for versions), then the object, then the record again.
+///
+/// What remains: an upload whose record lands after the second read while its object was
+/// listed is taken for an orphan and deleted. If that record lands before the second record
+/// delete, the delete undoes it; otherwise it names an object that is gone until the next
+/// collection forgets it. The same holds for a deploy that found a record gone and uploads the
+/// object again while this deletes it. Either way only that deploy fails (or `Plan` refuses it
+/// with `ArtifactMissing`), and the next one uploads again.
+async fn collect_objects(
+    service: &str,
+    needed: &BTreeSet<String>,
+    kept_templates: &BTreeSet<String>,
+    grace: Grace,
+    deps: &Deps,
+) -> Result<Vec<Collected>, StepError> {
+    let before: BTreeSet<String> = deps.history.artifacts(service).await?.into_iter().collect();
+    let listed: BTreeSet<String> = deps.artifacts.list(&format!("{service}/artifacts/")).await?.into_iter().collect();
+    let records = deps.history.artifact_records(service).await?;
+
+    enum Work {
+        Forget(String),
+        Record(ArtifactRecord),
+        Orphan(String),
+        Template(String),
+    }
+    let mut work = Vec::new();
+    let mut collected = Vec::new();
+    let mut recorded = BTreeSet::new();
+    for record in records {
+        recorded.insert(record.key.clone());
+        if !listed.contains(&record.key) && before.contains(&record.key) {
+            work.push(Work::Forget(record.key));
+        } else if needed.contains(&record.key) {
+            continue;
+        } else if grace.covers(record.used_at) {
+            collected.push(Collected::Recent(record.key));
+        } else {
+            work.push(Work::Record(record));
+        }
+    }
+    work.extend(listed.into_iter().filter(|k| !recorded.contains(k) && !needed.contains(k)).map(Work::Orphan));
+    let templates = deps.artifacts.list(&format!("{service}/templates/")).await?;
+    work.extend(templates.into_iter().filter(|k| !kept_templates.contains(k)).map(Work::Template));
+
+    let results = super::bounded(work, deps.settings.parallelism, |work| async move {
+        let key = match work {
+            Work::Forget(key) => {
+                deps.history.delete_artifact(service, &key).await?;
+                tracing::info!(%key, "the bucket no longer has it: forgotten");
+                return Ok::<_, StepError>(Collected::Forgotten(key));
+            }
+            Work::Template(key) => {
+                deps.artifacts.delete(&key).await?;
+                return Ok(Collected::Deleted(key));
+            }
+            Work::Record(record) => {
+                if !deps.history.delete_artifact_if_unchanged(service, &record).await? {
+                    tracing::info!(key = %record.key, "a deploy used it meanwhile: kept");
+                    return Ok(Collected::InUse(record.key));
+                }
+                record.key
+            }
+            Work::Orphan(key) => key,
+        };
+        deps.artifacts.delete(&key).await?;
+        // A deploy that found no record meanwhile may have uploaded it again and recorded it;
+        // with no record, the next deploy uploads again instead of trusting a deleted object.
+        deps.history.delete_artifact(service, &key).await?;
+        Ok(Collected::Deleted(key))
+    })
+    .await;
+    for result in results {
+        collected.push(result?);
+    }
+    Ok(collected)
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use chrono::Utc;
 
     use super::*;
     use crate::domain::history::StageState;
@@ -224,7 +430,18 @@ mod tests {
         Input { service: SERVICE.into(), owner: "exec-gc".into() }
     }
 
+    /// Longer ago than the grace period.
+    fn long_ago() -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::hours(2)
+    }
+
+    /// Within the grace period.
+    fn lately() -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::minutes(10)
+    }
+
     /// dev points shop-api at version 1 (code a.zip); version 2 (b.zip) is in the catalogue only.
+    /// Everything was last used long ago.
     async fn dev_and_an_orphan(aws: &FakeAws) -> (String, String) {
         let lambda = aws.regions.fake_functions(REGION);
         let kept = publish(&lambda, "shop-api", "shop/artifacts/a.zip").await;
@@ -237,13 +454,26 @@ mod tests {
             .unwrap();
         for key in ["shop/artifacts/a.zip", "shop/artifacts/b.zip"] {
             aws.artifacts.put(key, b"zip".to_vec()).await.unwrap();
-            aws.history.put_artifact(SERVICE, key).await.unwrap();
+            aws.history.put_artifact(SERVICE, key, long_ago()).await.unwrap();
         }
         (kept, orphan)
     }
 
+    /// Marks the orphan of [`dev_and_an_orphan`] and its artifact used at `at`.
+    async fn use_the_orphan(aws: &FakeAws, orphan: &str, at: DateTime<Utc>) {
+        let version =
+            VersionRecord { used_at: at, ..catalogued(&record("x", "shop-api", orphan, "shop/artifacts/b.zip")) };
+        aws.history.put_version(SERVICE, &version).await.unwrap();
+        aws.history.put_artifact(SERVICE, "shop/artifacts/b.zip", at).await.unwrap();
+    }
+
     fn catalogue(aws: &FakeAws) -> Vec<String> {
         aws.history.snapshot().versions.values().map(|v| format!("{}:{}", v.function_name, v.version)).collect()
+    }
+
+    async fn lambda_versions(aws: &FakeAws) -> Vec<String> {
+        let versions = aws.regions.fake_functions(REGION).versions("shop-api").await.unwrap();
+        versions.into_iter().map(|v| v.version).collect()
     }
 
     #[tokio::test]
@@ -253,8 +483,7 @@ mod tests {
         let output = run(input(), &aws.deps()).await.unwrap();
         assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
         assert_eq!(output.deleted_objects, ["shop/artifacts/b.zip"]);
-        let versions = aws.regions.fake_functions(REGION).versions("shop-api").await.unwrap();
-        assert_eq!(versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), [kept.as_str()]);
+        assert_eq!(lambda_versions(&aws).await, [kept.as_str()]);
         assert_eq!(catalogue(&aws), [format!("shop-api:{kept}")]);
         assert_eq!(aws.artifacts.keys(), ["shop/artifacts/a.zip"]);
         assert_eq!(aws.history.artifacts(SERVICE).await.unwrap(), ["shop/artifacts/a.zip"]);
@@ -293,7 +522,7 @@ mod tests {
     async fn nothing_is_collected_while_another_execution_holds_a_stage_lock() {
         let aws = FakeAws::default();
         let (_, orphan) = dev_and_an_orphan(&aws).await;
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         aws.history.acquire(SERVICE, "stage:dev", "exec-deploy", Duration::from_secs(60), now).await.unwrap();
         let output = run(input(), &aws.deps()).await.unwrap();
         assert!(output.skipped.as_deref().is_some_and(|s| s.contains("exec-deploy")), "{output:?}");
@@ -301,6 +530,133 @@ mod tests {
         // Its own lock does not stop it.
         let output = run(Input { owner: "exec-deploy".into(), ..input() }, &aws.deps()).await.unwrap();
         assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
+    }
+
+    #[tokio::test]
+    async fn the_lock_of_a_new_stage_with_no_record_yet_stops_the_collection() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        // A first deploy of pr-9: locked, no stage record until RecordDeployment.
+        aws.history.acquire(SERVICE, "stage:pr-9", "exec-first", Duration::from_secs(60), Utc::now()).await.unwrap();
+        assert!(aws.history.stage(SERVICE, "pr-9").await.unwrap().is_none());
+        let output = run(input(), &aws.deps()).await.unwrap();
+        let reason = output.skipped.as_deref().unwrap_or_default();
+        assert!(reason.contains("stage:pr-9") && reason.contains("exec-first"), "names lease and holder: {output:?}");
+        assert!(output.deleted_versions.is_empty() && output.deleted_objects.is_empty(), "{output:?}");
+        assert!(catalogue(&aws).contains(&format!("shop-api:{orphan}")));
+        assert!(lambda_versions(&aws).await.contains(&orphan));
+    }
+
+    #[tokio::test]
+    async fn a_publish_lease_stops_the_collection_and_an_expired_one_does_not() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        let lease = Duration::from_secs(60);
+        let name = "publish:us-east-1/shop-api";
+        aws.history.acquire(SERVICE, name, "exec-publish", lease, Utc::now()).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        let reason = output.skipped.as_deref().unwrap_or_default();
+        assert!(reason.contains(name) && reason.contains("exec-publish"), "{output:?}");
+        assert!(lambda_versions(&aws).await.contains(&orphan));
+
+        // The holder died two minutes ago: its lease is over.
+        let died = Utc::now() - chrono::Duration::minutes(3);
+        aws.history.release(SERVICE, name, "exec-publish").await.unwrap();
+        aws.history.acquire(SERVICE, name, "exec-dead", lease, died).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert_eq!(output.skipped, None);
+        assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
+    }
+
+    #[tokio::test]
+    async fn a_version_and_an_artifact_used_within_the_grace_period_are_kept() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        use_the_orphan(&aws, &orphan, lately()).await;
+        // Uploaded by a deploy that has not published yet: no version references it.
+        aws.artifacts.put("shop/artifacts/c.zip", b"zip".to_vec()).await.unwrap();
+        aws.history.put_artifact(SERVICE, "shop/artifacts/c.zip", lately()).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.deleted_versions.is_empty() && output.deleted_objects.is_empty(), "{output:?}");
+        assert_eq!(output.kept_recent, [format!("shop-api:{orphan}"), "shop/artifacts/c.zip".to_owned()]);
+        assert!(catalogue(&aws).contains(&format!("shop-api:{orphan}")));
+        assert!(lambda_versions(&aws).await.contains(&orphan));
+        let all = ["shop/artifacts/a.zip", "shop/artifacts/b.zip", "shop/artifacts/c.zip"];
+        assert_eq!(aws.artifacts.keys(), all, "b.zip stays with its version");
+        assert_eq!(aws.history.artifacts(SERVICE).await.unwrap(), all);
+    }
+
+    #[tokio::test]
+    async fn what_was_used_longer_ago_than_the_grace_period_is_deleted() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        let deps = aws.deps();
+        let grace = chrono::Duration::from_std(deps.settings.garbage_grace).unwrap();
+        use_the_orphan(&aws, &orphan, Utc::now() - grace - chrono::Duration::minutes(1)).await;
+        let output = run(input(), &deps).await.unwrap();
+        assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
+        assert_eq!(output.deleted_objects, ["shop/artifacts/b.zip"]);
+        assert!(output.kept_recent.is_empty(), "{output:?}");
+        assert!(!lambda_versions(&aws).await.contains(&orphan));
+    }
+
+    #[tokio::test]
+    async fn a_version_a_deploy_marks_after_the_collection_read_it_is_kept() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        // PublishVersion of another deploy reuses the orphan between the catalogue read and the
+        // delete.
+        let key = ("shop".to_owned(), REGION.to_owned(), "shop-api".to_owned(), format!("{orphan:0>10}"));
+        aws.history.before_next("delete_version_if_unchanged", move |t| {
+            t.versions.get_mut(&key).expect("the orphan is catalogued").used_at = Utc::now();
+        });
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.deleted_versions.is_empty(), "{output:?}");
+        assert_eq!(output.kept_in_use, [format!("shop-api:{orphan}")]);
+        assert!(lambda_versions(&aws).await.contains(&orphan), "the version stays in Lambda");
+        assert!(catalogue(&aws).contains(&format!("shop-api:{orphan}")), "and in the catalogue");
+        assert!(output.deleted_objects.is_empty(), "its artifact stays with it: {output:?}");
+    }
+
+    #[tokio::test]
+    async fn an_artifact_a_deploy_marks_after_the_collection_read_it_is_kept() {
+        let aws = FakeAws::default();
+        dev_and_an_orphan(&aws).await;
+        aws.artifacts.put("shop/artifacts/c.zip", b"zip".to_vec()).await.unwrap();
+        aws.history.put_artifact(SERVICE, "shop/artifacts/c.zip", long_ago()).await.unwrap();
+        // The CLI of another deploy marks c.zip between the records' read and the delete.
+        aws.history.before_next("delete_artifact_if_unchanged", |t| {
+            t.artifacts.insert((SERVICE.to_owned(), "shop/artifacts/c.zip".to_owned()), Utc::now());
+        });
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.kept_in_use.contains(&"shop/artifacts/c.zip".to_owned()), "{output:?}");
+        assert!(!output.deleted_objects.contains(&"shop/artifacts/c.zip".to_owned()), "{output:?}");
+        assert!(aws.artifacts.keys().contains(&"shop/artifacts/c.zip".to_owned()));
+        assert!(aws.history.artifacts(SERVICE).await.unwrap().contains(&"shop/artifacts/c.zip".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_recent_catalogue_entry_of_a_version_lambda_no_longer_has_is_forgotten() {
+        let aws = FakeAws::default();
+        let (_, orphan) = dev_and_an_orphan(&aws).await;
+        use_the_orphan(&aws, &orphan, lately()).await;
+        // The version went with its function, or was deleted by hand.
+        aws.regions.fake_functions(REGION).delete_version("shop-api", &orphan).await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert_eq!(output.forgotten, [format!("shop-api:{orphan}")]);
+        assert!(!catalogue(&aws).contains(&format!("shop-api:{orphan}")), "no deploy may reuse it");
+        assert_eq!(output.kept_recent, ["shop/artifacts/b.zip"], "its artifact was used lately: {output:?}");
+    }
+
+    #[tokio::test]
+    async fn a_record_of_an_object_the_bucket_no_longer_has_is_forgotten_so_the_next_deploy_uploads_it() {
+        let aws = FakeAws::default();
+        dev_and_an_orphan(&aws).await;
+        aws.history.put_artifact(SERVICE, "shop/artifacts/a.zip", lately()).await.unwrap();
+        aws.artifacts.delete("shop/artifacts/a.zip").await.unwrap();
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert_eq!(output.forgotten, ["shop/artifacts/a.zip"], "needed by dev and recent, but gone: {output:?}");
+        assert!(!aws.history.artifacts(SERVICE).await.unwrap().contains(&"shop/artifacts/a.zip".to_owned()));
     }
 
     #[tokio::test]

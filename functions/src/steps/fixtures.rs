@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::domain::history::{
     Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, StageRecord, VersionRecord,
@@ -43,7 +43,7 @@ pub fn record(stage: &str, function: &str, version: &str, key: &str) -> Function
     }
 }
 
-/// The catalogue entry of a record.
+/// The catalogue entry of a record, last used long ago (as a record from before `used_at`).
 pub fn catalogued(record: &FunctionRecord) -> VersionRecord {
     VersionRecord {
         function_name: record.function_name.clone(),
@@ -52,6 +52,7 @@ pub fn catalogued(record: &FunctionRecord) -> VersionRecord {
         code_sha256: record.code_sha256.clone(),
         config_hash: record.config_hash.clone(),
         artifact_key: record.artifact_key.clone(),
+        used_at: DateTime::default(),
     }
 }
 

@@ -1,10 +1,10 @@
 //! `PublishVersion` (the item of the `PublishVersions` Map): gives one function a version with
 //! the stage's code and configuration. A version that already has both (published for another
-//! stage, or by an earlier run of this step) is reused without a call; otherwise the function's
-//! publish lease is taken, so no other stage changes its `$LATEST` meanwhile, `$LATEST` gets the
-//! code and configuration, and `PublishVersion` is called guarded by `CodeSha256` and
-//! `RevisionId`. Safe to repeat: a repeat finds `$LATEST` already right and Lambda hands back
-//! the version it published.
+//! stage, or by an earlier run of this step) is reused without a Lambda call, once its catalogue
+//! record is marked used now; otherwise the function's publish lease is taken, so no other stage
+//! changes its `$LATEST` meanwhile, `$LATEST` gets the code and configuration, and
+//! `PublishVersion` is called guarded by `CodeSha256` and `RevisionId`. Safe to repeat: a repeat
+//! finds `$LATEST` already right and Lambda hands back the version it published.
 
 use serde::Deserialize;
 
@@ -70,8 +70,17 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Published, StepError> {
         .filter_map(|v| v.version.parse::<u64>().ok().map(|n| (n, v)))
         .max_by_key(|(n, _)| *n);
     if let Some((_, known)) = reusable {
-        tracing::info!(version = %known.version, "unchanged: reusing version");
-        return Ok(record(&known.version, false));
+        // Plan read the catalogue without a lock; garbage collection may have taken the version
+        // since. Marking it used is also the check: collection deletes a record only if nobody
+        // marked it after collection read it, and the version only after its record, so a record
+        // still there to mark is a version that stays (for the grace period, and after that for
+        // the deployment that references it).
+        let touched = VersionRecord { used_at: deps.clock.now(), ..known.clone() };
+        if deps.history.touch_version(&input.service, &touched).await? {
+            tracing::info!(version = %known.version, "unchanged: reusing version");
+            return Ok(record(&known.version, false));
+        }
+        tracing::warn!(version = %known.version, "garbage collection took the version meanwhile: publishing again");
     }
 
     let lease = publish_lock(&function.region, &function.function_name);
@@ -99,6 +108,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Published, StepError> {
         code_sha256: function.artifact.code_sha256.clone(),
         config_hash: config_hash.clone(),
         artifact_key: function.artifact.key.clone(),
+        used_at: deps.clock.now(),
     };
     deps.history.put_version(&input.service, &version_record).await?;
     tracing::info!(%version, "published");
@@ -167,5 +177,90 @@ fn settled(function: &str, revision: &Revision) -> Result<(), StepError> {
             Err(StepError::FunctionUpdateFailed { function: function.to_owned(), reason: reason.clone() })
         }
         UpdateStatus::Successful | UpdateStatus::InProgress => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::fakes::FakeAws;
+    use crate::ports::History;
+    use crate::steps::fixtures::{manifest, REGION, SERVICE};
+    use crate::steps::state::ArtifactRef;
+
+    const KEY: &str = "shop/artifacts/worker.zip";
+    const SHA: &str = "d29ya2Vy";
+
+    /// The worker (no stage binding: its versions serve every stage) with code `KEY`, as `Plan`
+    /// plans it when the catalogue holds `known`.
+    fn input(known: Vec<VersionRecord>) -> Input {
+        Input {
+            function: FunctionPlan {
+                name: "worker".into(),
+                function_name: "shop-worker".into(),
+                region: REGION.into(),
+                artifact: ArtifactRef { key: KEY.into(), code_sha256: SHA.into() },
+                previous: None,
+                known,
+            },
+            service: SERVICE.into(),
+            stage: "dev".into(),
+            owner: "exec-dev".into(),
+            manifest: manifest(),
+            service_stack: StackResult::default(),
+            stage_stack: StackResult::default(),
+        }
+    }
+
+    /// Version 1 of the worker with `KEY` and the worker's configuration, catalogued long ago,
+    /// as a `Plan` reading the catalogue would carry it.
+    async fn catalogued_worker(aws: &FakeAws) -> VersionRecord {
+        let bindings =
+            Bindings { stage: "dev", service_outputs: &Default::default(), stage_outputs: &Default::default() };
+        let config = config::resolve(&manifest(), "worker", bindings).unwrap();
+        let version = VersionRecord {
+            function_name: "shop-worker".into(),
+            region: REGION.into(),
+            version: "1".into(),
+            code_sha256: SHA.into(),
+            config_hash: config.hash(),
+            artifact_key: KEY.into(),
+            used_at: DateTime::default(),
+        };
+        aws.history.put_version(SERVICE, &version).await.unwrap();
+        version
+    }
+
+    #[tokio::test]
+    async fn a_reused_version_is_marked_used_so_garbage_collection_keeps_it() {
+        let aws = FakeAws::default();
+        let known = catalogued_worker(&aws).await;
+        let before = Utc::now();
+        let published = run(input(vec![known]), &aws.deps()).await.unwrap();
+        assert_eq!((published.record.version.as_str(), published.new_version), ("1", false));
+        let stored = aws.history.versions(SERVICE).await.unwrap();
+        assert!(stored[0].used_at >= before, "marked used now: {stored:?}");
+        assert_eq!(aws.regions.fake_functions(REGION).total_calls(), 0, "reused without a Lambda call");
+    }
+
+    #[tokio::test]
+    async fn a_version_garbage_collection_took_after_plan_is_published_again_not_reused() {
+        let aws = FakeAws::default();
+        let known = catalogued_worker(&aws).await;
+        // Collected between Plan and this step: record and version gone.
+        aws.history.delete_version(SERVICE, &known).await.unwrap();
+        let lambda = aws.regions.fake_functions(REGION);
+        lambda.create_function("shop-worker");
+        lambda.know_artifact(KEY, SHA);
+        let before = Utc::now();
+        let published = run(input(vec![known]), &aws.deps()).await.unwrap();
+        assert!(published.new_version, "{published:?}");
+        assert_eq!(lambda.calls("PublishVersion"), 1);
+        let stored = aws.history.versions(SERVICE).await.unwrap();
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        assert_eq!(stored[0].version, published.record.version);
+        assert!(stored[0].used_at >= before, "catalogued as used now: {stored:?}");
     }
 }
