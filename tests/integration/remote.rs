@@ -71,9 +71,12 @@ async fn bootstrap_aws(world: &World, handlers: &Path, parameters: &[&str]) -> V
 }
 
 async fn stack_parameters(world: &World) -> BTreeMap<String, String> {
-    let described = world.account.sdk.cloudformation(REGION).describe_stacks().stack_name(STACK).send().await.expect("the stack");
+    let described =
+        world.account.sdk.cloudformation(REGION).describe_stacks().stack_name(STACK).send().await.expect("the stack");
     let parameters = described.stacks()[0].parameters().iter();
-    parameters.filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value().unwrap_or("").to_owned()))).collect()
+    parameters
+        .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value().unwrap_or("").to_owned())))
+        .collect()
 }
 
 /// `${Name}` placeholders of a definition.
@@ -99,7 +102,11 @@ async fn bootstrap_engine_aws_installs_every_step_function_and_state_machine_and
     for step in steps::NAMES {
         let function = lambda.get_function().function_name(format!("aliasflow-{step}")).send().await.unwrap();
         let configuration = function.configuration().unwrap();
-        assert_eq!(configuration.runtime().map(aws_sdk_lambda::types::Runtime::as_str), Some("provided.al2023"), "{step}");
+        assert_eq!(
+            configuration.runtime().map(aws_sdk_lambda::types::Runtime::as_str),
+            Some("provided.al2023"),
+            "{step}"
+        );
         assert_eq!(configuration.handler(), Some("bootstrap"), "{step}");
     }
 

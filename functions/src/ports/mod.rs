@@ -60,11 +60,11 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// How long a stack may stay in progress before the step gives up with `StackFailed`.
     pub stack_timeout: Duration,
-    /// How long garbage collection keeps an artifact or a version after a deploy last used it,
-    /// however unreferenced. It must be longer than any deploy takes from uploading its code to
-    /// `SwitchAliases` (the CLI marks its artifacts used before the execution starts, and the
-    /// deploy holds no lock until `AcquireLock`), plus how far the CLI's clock may lag the
-    /// steps' clocks.
+    /// How long garbage collection keeps an artifact after a deploy last used it, however
+    /// unreferenced: the CLI marks its artifacts used before the execution starts, and the
+    /// deploy holds no lock until `AcquireLock`, so this must be longer than that gap plus how
+    /// far the CLI's clock may lag the steps'. (Versions need none: a deploy marks them under
+    /// its stage lock, which stops the collection.)
     pub garbage_grace: Duration,
 }
 
@@ -79,7 +79,7 @@ impl Settings {
             publish_lease: Duration::from_secs(5 * 60),
             poll_interval: Duration::from_secs(1),
             stack_timeout: Duration::from_secs(60 * 60),
-            garbage_grace: Duration::from_secs(60 * 60),
+            garbage_grace: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -2,25 +2,27 @@
 //! more.
 //!
 //! - A version aliasflow published goes when no retained deployment of a live stage references
-//!   it, no alias points at it, and no deploy used it (published or reused it) within the grace
-//!   period, [`Settings::garbage_grace`](crate::ports::Settings::garbage_grace). Lambda's
-//!   `ListAliases` decides the second, so an alias made outside aliasflow keeps its version
-//!   too; such a version is reported, never deleted.
+//!   it and no alias points at it. Lambda's `ListAliases` decides the second, so an alias made
+//!   outside aliasflow keeps its version too; such a version is reported, never deleted.
 //! - A code artifact (`<service>/artifacts/...`) goes when no retained deployment of a live
 //!   stage and no version left in the catalogue references it and no deploy uploaded or used it
-//!   within the grace period; a kept stage template (`<service>/templates/...`) when no live
+//!   within the grace period, [`Settings::garbage_grace`](crate::ports::Settings::garbage_grace);
+//!   a kept stage template (`<service>/templates/...`) when no live
 //!   stage was brought to it by a retained deployment.
-//! - A catalogue entry of a version Lambda no longer has, or a record of an artifact the bucket
-//!   no longer has, is forgotten whatever its age: a deploy must not rely on it.
+//! - A record of an artifact the bucket no longer has is forgotten whatever its age: a deploy
+//!   must not rely on it.
 //!
 //! While another execution holds any lease of the service (a stage lock, a new stage's too, or
 //! a publish lease) nothing is collected: a deploy may be between publishing a version and
 //! pointing an alias at it. Safe to repeat: what is gone already is not an error.
 //!
-//! What a deploy uses before it holds a lock (the CLI uploads and marks its artifacts, `Plan`
-//! picks catalogued versions to reuse) is protected by the mark: the grace period covers a mark
-//! made before this step read the records, and a mark made after makes the conditional delete
-//! of the record fail (the thing is kept). Records are deleted before what they name, so a
+//! What a deploy uses before it holds a lock is protected by the mark. The CLI uploads and
+//! marks its artifacts before the execution starts: the grace period covers a mark made before
+//! this step read the records, and a mark made after makes the conditional delete of the
+//! record fail (the artifact is kept). `Plan` picks catalogued versions to reuse before the
+//! lock too, but `PublishVersion` marks each under the stage lock before relying on it: a mark
+//! made before the catalogue read is covered by that lock (or by the deployment recorded when
+//! it was released), one made after makes the conditional delete fail. Records are deleted before what they name, so a
 //! deploy that finds a record gone uploads or publishes again instead of relying on it. What
 //! remains is described at `collect_versions` and `collect_objects` below.
 
@@ -113,9 +115,7 @@ struct Versions {
     deleted: Vec<VersionRecord>,
     /// With the aliases that hold each.
     aliased: Vec<(VersionRecord, String)>,
-    recent: Vec<VersionRecord>,
     in_use: Vec<VersionRecord>,
-    forgotten: Vec<VersionRecord>,
 }
 
 /// What happened to one object of the bucket.
@@ -160,17 +160,14 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     }
     let mut output = Output::default();
     let results = super::bounded(unreferenced.into_iter().collect(), deps.settings.parallelism, |(key, versions)| {
-        collect_versions(service, key, versions, grace, deps)
+        collect_versions(service, key, versions, deps)
     })
     .await;
     let name = |v: &VersionRecord| format!("{}:{}", v.function_name, v.version);
     for result in results {
         let versions = result?;
         output.deleted_versions.extend(versions.deleted.iter().map(name));
-        output.forgotten.extend(versions.forgotten.iter().map(name));
-        output.kept_recent.extend(versions.recent.iter().map(name));
         output.kept_in_use.extend(versions.in_use.iter().map(name));
-        remaining.extend(versions.recent);
         remaining.extend(versions.in_use);
         for (version, aliases) in versions.aliased {
             output.kept_versions.push(format!("{} (alias {aliases})", name(&version)));
@@ -260,8 +257,8 @@ async fn referenced(service: &str, live: &[&StageRecord], deps: &Deps) -> Result
 ///
 /// What remains: such a deploy whose publish lands before the version is deleted and whose
 /// record lands after the second delete names a version that is gone; that deploy fails at
-/// `SwitchAliases` (its aliases are restored), and the next collection forgets the record
-/// because Lambda no longer lists the version. And if Lambda refuses to delete the version
+/// `SwitchAliases` (its aliases are restored), and the next collection drops the record (the
+/// delete of a version Lambda no longer has succeeds). And if Lambda refuses to delete the version
 /// after its record went (an alias made outside aliasflow in that instant, or an error), the
 /// version stays in Lambda but no longer in the catalogue: no deploy reuses it, and no later
 /// collection sees it (this role may not write the record back).
@@ -269,32 +266,12 @@ async fn collect_versions(
     service: &str,
     (region, function): (String, String),
     versions: Vec<VersionRecord>,
-    grace: Grace,
     deps: &Deps,
 ) -> Result<Versions, StepError> {
     let lambda = deps.regions.functions(&region);
     let mut outcome = Versions::default();
-    let (recent, old): (Vec<VersionRecord>, Vec<VersionRecord>) =
-        versions.into_iter().partition(|v| grace.covers(v.used_at));
-    if !recent.is_empty() {
-        // Listed after the catalogue was read, and a version is published before it is
-        // catalogued: one missing here is gone, whatever its record says.
-        let existing: BTreeSet<String> = lambda.versions(&function).await?.into_iter().map(|v| v.version).collect();
-        for version in recent {
-            if existing.contains(&version.version) {
-                outcome.recent.push(version);
-            } else {
-                deps.history.delete_version(service, &version).await?;
-                tracing::info!(%function, version = %version.version, "Lambda no longer has it: forgotten");
-                outcome.forgotten.push(version);
-            }
-        }
-    }
-    if old.is_empty() {
-        return Ok(outcome);
-    }
     let aliases = lambda.aliases(&function).await?;
-    for version in old {
+    for version in versions {
         let holders: Vec<&str> =
             aliases.iter().filter(|a| a.version == version.version).map(|a| a.alias.as_str()).collect();
         if !holders.is_empty() {
@@ -569,7 +546,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_version_and_an_artifact_used_within_the_grace_period_are_kept() {
+    async fn an_artifact_used_within_the_grace_period_is_kept_but_a_version_needs_a_lock_or_a_reference() {
         let aws = FakeAws::default();
         let (_, orphan) = dev_and_an_orphan(&aws).await;
         use_the_orphan(&aws, &orphan, lately()).await;
@@ -577,12 +554,12 @@ mod tests {
         aws.artifacts.put("shop/artifacts/c.zip", b"zip".to_vec()).await.unwrap();
         aws.history.put_artifact(SERVICE, "shop/artifacts/c.zip", lately()).await.unwrap();
         let output = run(input(), &aws.deps()).await.unwrap();
-        assert!(output.deleted_versions.is_empty() && output.deleted_objects.is_empty(), "{output:?}");
-        assert_eq!(output.kept_recent, [format!("shop-api:{orphan}"), "shop/artifacts/c.zip".to_owned()]);
-        assert!(catalogue(&aws).contains(&format!("shop-api:{orphan}")));
-        assert!(lambda_versions(&aws).await.contains(&orphan));
+        assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")], "no lease, no reference: {output:?}");
+        assert!(output.deleted_objects.is_empty(), "{output:?}");
+        assert_eq!(output.kept_recent, ["shop/artifacts/b.zip", "shop/artifacts/c.zip"]);
+        assert!(!lambda_versions(&aws).await.contains(&orphan));
         let all = ["shop/artifacts/a.zip", "shop/artifacts/b.zip", "shop/artifacts/c.zip"];
-        assert_eq!(aws.artifacts.keys(), all, "b.zip stays with its version");
+        assert_eq!(aws.artifacts.keys(), all);
         assert_eq!(aws.history.artifacts(SERVICE).await.unwrap(), all);
     }
 
@@ -636,14 +613,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_recent_catalogue_entry_of_a_version_lambda_no_longer_has_is_forgotten() {
+    async fn a_catalogue_entry_of_a_version_lambda_no_longer_has_is_dropped() {
         let aws = FakeAws::default();
         let (_, orphan) = dev_and_an_orphan(&aws).await;
         use_the_orphan(&aws, &orphan, lately()).await;
         // The version went with its function, or was deleted by hand.
         aws.regions.fake_functions(REGION).delete_version("shop-api", &orphan).await.unwrap();
         let output = run(input(), &aws.deps()).await.unwrap();
-        assert_eq!(output.forgotten, [format!("shop-api:{orphan}")]);
+        assert_eq!(output.deleted_versions, [format!("shop-api:{orphan}")]);
         assert!(!catalogue(&aws).contains(&format!("shop-api:{orphan}")), "no deploy may reuse it");
         assert_eq!(output.kept_recent, ["shop/artifacts/b.zip"], "its artifact was used lately: {output:?}");
     }

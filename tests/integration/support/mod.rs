@@ -1,4 +1,3 @@
-
 // Fixtures fail the test (or the benchmark) with a message.
 #![allow(clippy::expect_used)]
 pub mod moto;
