@@ -9,15 +9,31 @@
 //! 3. `deploy --stage bench` with nothing changed,
 //! 4. the baseline: a plain SDK program that does `UpdateFunctionCode` (S3 artifact), waits while
 //!    `LastUpdateStatus` is `InProgress`, `PublishVersion` and `UpdateAlias` for (a) all n
-//!    functions, (b) one function, on 8 concurrent tasks.
+//!    functions, (b) one function, on 8 concurrent tasks,
+//! 5. the rollback: (a) `deploy --stage bench` with new code in every function, so the
+//!    deployment before it differs in all n aliases, (b) `rollback --stage bench`, which points
+//!    every alias back, (c) its baseline: a plain SDK program doing n `UpdateAlias` calls on 8
+//!    concurrent tasks. The next repeat's 5a is the roll forward; only 5b is measured against
+//!    the rollback budgets, 5a is shown because it was run anyway.
 //!
-//! Runs 2, 3 and 4 repeat (`ALIASFLOW_BENCH_REPEATS`, default 3), interleaved, and the table shows
-//! min and median. The baseline moves an alias of its own (`baseline`), so the stage's aliases
-//! and history stay aliasflow's. Calls are counted per service and operation with the same
-//! `CallCounter` the CLI's summary uses, and timed by an interceptor of the bench's own: latency
-//! per operation, and how much of the wall time at least one call was under way ("in AWS
-//! calls"; the rest is aliasflow's own work). Nothing is asserted: budgets are printed
-//! "ok"/"OVER".
+//! Runs 2, 3 and 4 repeat (`ALIASFLOW_BENCH_REPEATS`, default 3), interleaved, then run 5 as
+//! often, and the table shows min and median. The baselines move an alias of their own
+//! (`baseline`), so the stage's aliases and history stay aliasflow's. Calls are counted per
+//! service and operation with the same `CallCounter` the CLI's summary uses, and timed by an
+//! interceptor of the bench's own (`CallTimer`): latency per operation, how much of the wall time
+//! at least one call was under way ("in AWS calls"; the rest is aliasflow's own work), and the
+//! sequential API rounds.
+//!
+//! Sequential API rounds: the number of maximal periods during which at least one AWS call was
+//! in flight, from the start of a call (before serialization) to its end (after its last
+//! attempt). Calls that overlap, directly or through a chain of overlapping calls, share a round:
+//! 50 `UpdateAlias` calls on 8 tasks are one round, the same calls one at a time are 50. It is
+//! the length of the command's critical path in AWS round trips, so fewer means more parallel;
+//! on AWS each round costs at least one network round trip, plus a state transition when the
+//! round is a state of its own. For the rollback the calls of each round are listed in order.
+//!
+//! Nothing is asserted: budgets are printed "ok"/"OVER", and a run that fails outright ends the
+//! bench with its error.
 //! The last line of stdout is one JSON document with every figure, for scripts; the CLI's own
 //! progress goes to stderr (`2>/dev/null` leaves only the report).
 
@@ -92,8 +108,10 @@ impl CallTimer {
         SharedInterceptor::new(self.clone())
     }
 
-    /// Summed latency by (service, operation), and how long at least one call was running.
-    fn figures(&self) -> (BTreeMap<(String, String), Duration>, Duration) {
+    /// Summed latency by (service, operation), how long at least one call was running, and the
+    /// sequential rounds: the maximal periods during which at least one call was in flight, each
+    /// with the calls that ran in it and how long it lasted.
+    fn figures(&self) -> Timing {
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut latency: BTreeMap<(String, String), Duration> = BTreeMap::new();
         for (service, operation, start, end) in &calls {
@@ -101,22 +119,75 @@ impl CallTimer {
         }
         calls.sort_by_key(|(_, _, start, _)| *start);
         let mut busy = Duration::ZERO;
+        let mut rounds: Vec<Round> = Vec::new();
         let mut covered: Option<(Instant, Instant)> = None;
-        for (_, _, start, end) in calls {
+        for (service, operation, start, end) in calls {
             covered = match covered {
                 Some((from, to)) if start <= to => Some((from, to.max(end))),
-                Some((from, to)) => {
-                    busy += to.duration_since(from);
+                previous => {
+                    if let (Some((from, to)), Some(round)) = (previous, rounds.last_mut()) {
+                        round.spent = to.duration_since(from);
+                        busy += round.spent;
+                    }
+                    rounds.push(Round::default());
                     Some((start, end))
                 }
-                None => Some((start, end)),
             };
+            if let Some(round) = rounds.last_mut() {
+                *round.calls.entry((service, operation)).or_default() += 1;
+            }
         }
-        if let Some((from, to)) = covered {
-            busy += to.duration_since(from);
+        if let (Some((from, to)), Some(round)) = (covered, rounds.last_mut()) {
+            round.spent = to.duration_since(from);
+            busy += round.spent;
         }
-        (latency, busy)
+        Timing { latency, busy, rounds }
     }
+}
+
+/// One sequential round: its calls by (service, operation), and how long it lasted.
+#[derive(Debug, Clone, Default)]
+struct Round {
+    calls: BTreeMap<(String, String), u64>,
+    spent: Duration,
+}
+
+/// What [`CallTimer::figures`] makes of the calls.
+#[derive(Debug, Default)]
+struct Timing {
+    latency: BTreeMap<(String, String), Duration>,
+    busy: Duration,
+    rounds: Vec<Round>,
+}
+
+/// "Lambda UpdateAlias x50, DynamoDB GetItem": the calls of one round.
+fn round_text(round: &Round) -> String {
+    let calls: Vec<String> = round
+        .calls
+        .iter()
+        .map(|((service, operation), n)| match n {
+            1 => format!("{service} {operation}"),
+            _ => format!("{service} {operation} x{n}"),
+        })
+        .collect();
+    calls.join(", ")
+}
+
+/// The rounds one per line with the time they took, runs of rounds with the same calls folded:
+/// "r3-r6 (4 rounds)   41 ms  DynamoDB GetItem".
+fn round_lines(rounds: &[Round]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut first = 0;
+    while first < rounds.len() {
+        let same = rounds[first..].iter().take_while(|r| r.calls == rounds[first].calls).count();
+        let last = first + same - 1;
+        let label =
+            if same == 1 { format!("r{}", first + 1) } else { format!("r{}-r{} ({same} rounds)", first + 1, last + 1) };
+        let spent: Duration = rounds[first..=last].iter().map(|r| r.spent).sum();
+        lines.push(format!("{label:<18} {:>5} ms  {}", spent.as_millis(), round_text(&rounds[first])));
+        first = last + 1;
+    }
+    lines
 }
 
 impl Intercept for CallTimer {
@@ -159,6 +230,8 @@ struct Run {
     latency: BTreeMap<(String, String), Duration>,
     /// How long at least one AWS call was under way.
     aws_busy: Duration,
+    /// The sequential rounds of AWS calls, in order (see the header comment).
+    rounds: Vec<Round>,
     /// `state_transitions` of the summary (deploys only).
     transitions: Option<u64>,
     /// Wall time of the whole command in this process (manifest, packaging, engine).
@@ -186,6 +259,10 @@ impl Run {
         self.total() - MAIN_SERVICES.iter().map(|s| self.service(s)).sum::<u64>()
     }
 
+    fn round_count(&self) -> u64 {
+        self.rounds.len() as u64
+    }
+
     fn retries(&self) -> u64 {
         self.calls.values().map(|c| c.attempts.saturating_sub(c.calls)).sum()
     }
@@ -207,6 +284,7 @@ impl Run {
             "calls": calls,
             "latency_seconds": latency,
             "aws_busy_seconds": secs(self.aws_busy),
+            "sequential_rounds": self.rounds.len(),
             "retried_attempts": self.retries(),
             "state_transitions": self.transitions,
             "published": self.published,
@@ -273,11 +351,12 @@ impl Service {
         let reply = aliasflow::run(&cli, &app).await.map_err(|e| anyhow!("aliasflow {}: {e}", args.join(" ")))?;
         let wall = started.elapsed();
         let json = reply.json;
-        let (latency, aws_busy) = timer.figures();
+        let timing = timer.figures();
         let run = Run {
             calls: app.calls.snapshot(),
-            latency,
-            aws_busy,
+            latency: timing.latency,
+            aws_busy: timing.busy,
+            rounds: timing.rounds,
             transitions: json["state_transitions"].as_u64(),
             wall,
             reported_seconds: json["seconds"].as_f64(),
@@ -396,8 +475,55 @@ async fn baseline(account: &Account, bucket: &str, work: Vec<(String, String)>) 
         worker.await??;
     }
     let wall = started.elapsed();
-    let (latency, aws_busy) = timer.figures();
-    Ok(Run { calls: counter.snapshot(), latency, aws_busy, wall, ..Run::default() })
+    let Timing { latency, busy, rounds } = timer.figures();
+    Ok(Run { calls: counter.snapshot(), latency, aws_busy: busy, rounds, wall, ..Run::default() })
+}
+
+/// The rollback's baseline: points the baseline's alias of each function at `version`, with
+/// nothing else, on [`CONCURRENCY`] tasks. `work` is (function, version) pairs.
+async fn baseline_point(account: &Account, work: Vec<(String, String)>) -> anyhow::Result<Run> {
+    let counter = CallCounter::default();
+    let timer = CallTimer::default();
+    let sdk = account.sdk.clone().with_interceptor(counter.interceptor()).with_interceptor(timer.interceptor());
+    let lambda = sdk.lambda(REGION);
+    let started = Instant::now();
+    futures::stream::iter(work)
+        .map(|(function, version)| {
+            let lambda = lambda.clone();
+            async move {
+                lambda
+                    .update_alias()
+                    .function_name(&function)
+                    .name(BASELINE_ALIAS)
+                    .function_version(&version)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("UpdateAlias {function}: {}", DisplayErrorContext(&e)))?;
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let wall = started.elapsed();
+    let Timing { latency, busy, rounds } = timer.figures();
+    Ok(Run { calls: counter.snapshot(), latency, aws_busy: busy, rounds, wall, ..Run::default() })
+}
+
+/// (function, version) of each function in deployment `id`, from `history --output json`.
+fn deployment_versions(history: &Value, id: u64) -> anyhow::Result<Vec<(String, String)>> {
+    let deployment = history
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["id"].as_u64() == Some(id)))
+        .ok_or_else(|| anyhow!("history lists no deployment {id}"))?;
+    let functions = deployment["functions"].as_array().ok_or_else(|| anyhow!("deployment {id} has no functions"))?;
+    functions
+        .iter()
+        .map(|f| match (f["function_name"].as_str(), f["version"].as_str()) {
+            (Some(function), Some(version)) => Ok((function.to_owned(), version.to_owned())),
+            _ => Err(anyhow!("deployment {id}: a function without function_name or version: {f}")),
+        })
+        .collect()
 }
 
 /// Untimed: uploads one new baseline artifact per function, returns (function, key) pairs.
@@ -494,6 +620,10 @@ fn count_cell(runs: &[Run], f: impl Fn(&Run) -> u64) -> String {
     }
 }
 
+fn min_count(runs: &[Run], f: impl Fn(&Run) -> u64) -> f64 {
+    spread(runs, |r| f(r) as f64).0
+}
+
 fn median_count(runs: &[Run], f: impl Fn(&Run) -> u64) -> f64 {
     spread(runs, |r| f(r) as f64).1
 }
@@ -536,6 +666,7 @@ fn row(label: &str, runs: &[Run], deploy: bool) -> Vec<String> {
         cells.push(count_cell(runs, |r| r.service(service)));
     }
     cells.push(count_cell(runs, Run::other_services));
+    cells.push(count_cell(runs, Run::round_count));
     cells.push(if deploy { count_cell(runs, |r| r.transitions.unwrap_or_default()) } else { "-".to_owned() });
     cells.push(format!("{min:.3} s"));
     cells.push(format!("{median:.3} s"));
@@ -578,6 +709,25 @@ struct Results {
     unchanged: Vec<Run>,
     baseline_all: Vec<Run>,
     baseline_one: Vec<Run>,
+    /// Run 5a: the deploy that gives every function new code, before each rollback.
+    all_changed: Vec<Run>,
+    /// Run 5b: `rollback --stage bench` right after 5a.
+    rollback: Vec<Run>,
+    /// Run 5c: n `UpdateAlias` calls by hand.
+    baseline_rollback: Vec<Run>,
+    /// Per rollback: where it went and where it should have.
+    rollback_targets: Vec<RollbackTarget>,
+}
+
+/// Where a rollback of run 5b returned, next to what the history says it should.
+#[derive(Debug)]
+struct RollbackTarget {
+    /// `origin` of the rollback's reply: `bench#<id>`.
+    origin: String,
+    /// `bench#<rollback_to of the deployment rolled back>`.
+    expected: String,
+    /// Functions whose version differs between the two deployments (n: every alias moves).
+    differing: usize,
 }
 
 impl Results {
@@ -638,10 +788,32 @@ impl Results {
             s3.to_string(),
             s3 == 0,
         ));
+        let back = &self.rollback;
+        let rollback_limit = n + 10;
+        let calls = worst(back, &Run::total);
+        budgets.push(Budget::new(
+            format!("rollback: calls <= n+10 = {rollback_limit}"),
+            calls.to_string(),
+            calls <= rollback_limit,
+        ));
+        let publishes = worst(back, &|r| r.operation("Lambda", "PublishVersion"));
+        budgets.push(Budget::new("rollback: no PublishVersion".into(), publishes.to_string(), publishes == 0));
+        let (_, rollback, _) = spread(back, |r| r.wall.as_secs_f64());
+        let (_, point, _) = spread(&self.baseline_rollback, |r| r.wall.as_secs_f64());
+        budgets.push(Budget::new(
+            format!(
+                "rollback: wall time <= 2 x baseline ({} UpdateAlias on {CONCURRENCY} tasks, median {point:.3} s) = {:.3} s",
+                self.n,
+                2.0 * point
+            ),
+            format!("{rollback:.3} s ({:.1}x)", rollback / point.max(f64::EPSILON)),
+            rollback <= 2.0 * point,
+        ));
         for (label, runs) in [
             ("first deploy", std::slice::from_ref(&self.first)),
             ("code-only deploy", code.as_slice()),
             ("nothing-changed deploy", same.as_slice()),
+            ("every-function deploy", self.all_changed.as_slice()),
         ] {
             let transitions = worst(runs, &|r| r.transitions.unwrap_or_default());
             budgets.push(Budget::new(
@@ -658,7 +830,7 @@ impl Results {
         let r = self.repeats;
         println!();
         println!(
-            "aliasflow deploy benchmark: {n} functions, moto account {}, runs 2-4 repeated {r} times (min / median)",
+            "aliasflow deploy benchmark: {n} functions, moto account {}, runs 2-5 repeated {r} times (min / median)",
             self.account
         );
         println!();
@@ -669,6 +841,7 @@ impl Results {
             "DynamoDB",
             "S3",
             "other",
+            "rounds",
             "transitions",
             "wall min",
             "wall median",
@@ -681,6 +854,9 @@ impl Results {
             row("3  nothing-changed deploy", &self.unchanged, true),
             row(&format!("4a baseline SDK program, {n} functions"), &self.baseline_all, false),
             row("4b baseline SDK program, 1 function", &self.baseline_one, false),
+            row(&format!("5a deploy, all {n} functions changed"), &self.all_changed, true),
+            row(&format!("5b rollback of 5a ({n} aliases move)"), &self.rollback, true),
+            row(&format!("5c baseline SDK program, {n} UpdateAlias"), &self.baseline_rollback, false),
         ];
         print!("{}", table(&header, &rows));
         println!(
@@ -688,17 +864,40 @@ impl Results {
         );
         println!(" command: manifest, packaging, upload and the execution; the baseline times only its Lambda calls;");
         println!(
-            " \"in AWS calls\" is the median time at least one AWS call was under way, the rest is aliasflow itself)"
+            " \"in AWS calls\" is the median time at least one AWS call was under way, the rest is aliasflow itself;"
         );
+        println!(
+            " \"rounds\" counts the periods in which at least one AWS call was in flight, one after another: calls that"
+        );
+        println!(" overlap share a round, so fewer rounds means more parallel; 5a is not timed against a budget)");
         println!();
         for (label, runs) in [
             ("1b first deploy", std::slice::from_ref(&self.first)),
             ("2  code-only deploy", self.code_only.as_slice()),
             ("3  nothing-changed deploy", self.unchanged.as_slice()),
             ("4b baseline, 1 function", self.baseline_one.as_slice()),
+            ("5a deploy, all functions changed", self.all_changed.as_slice()),
+            ("5b rollback", self.rollback.as_slice()),
+            ("5c baseline, UpdateAlias only", self.baseline_rollback.as_slice()),
         ] {
             println!("operations (calls x latency per call), {label}:");
             for line in operations(runs) {
+                println!("    {line}");
+            }
+        }
+        // The run with the most rounds: once the stage has more than `retain` deployments, each
+        // rollback also prunes, which the first repeat may not.
+        let most = self.rollback.iter().enumerate().max_by_key(|(i, r)| (r.rounds.len(), std::cmp::Reverse(*i)));
+        if let Some((i, most)) = most {
+            println!();
+            println!(
+                "sequential API rounds of the rollback (5b): {} over the repeats; each round of run {} of {r} \
+                 ({} rounds), its duration and its calls:",
+                count_cell(&self.rollback, Run::round_count),
+                i + 1,
+                most.rounds.len()
+            );
+            for line in round_lines(&most.rounds) {
                 println!("    {line}");
             }
         }
@@ -708,6 +907,9 @@ impl Results {
             .chain(&self.unchanged)
             .chain(&self.baseline_all)
             .chain(&self.baseline_one)
+            .chain(&self.all_changed)
+            .chain(&self.rollback)
+            .chain(&self.baseline_rollback)
             .map(Run::retries)
             .sum();
         if retried > 0 {
@@ -725,10 +927,33 @@ impl Results {
             ("first deploy", published(std::slice::from_ref(&self.first)), n as u64),
             ("code-only deploy", published(&self.code_only), CHANGED),
             ("nothing-changed deploy", published(&self.unchanged), 0),
+            ("every-function deploy", published(&self.all_changed), n as u64),
+            ("rollback", published(&self.rollback), 0),
         ];
         for (label, got, want) in expectations {
             if got.iter().any(|p| *p != want) {
                 println!("WARNING: {label} published {got:?} function(s), expected {want}: its figures measure something else");
+            }
+        }
+        let moved: Vec<u64> = self.rollback.iter().map(|r| r.operation("Lambda", "UpdateAlias")).collect();
+        if moved.iter().any(|m| *m != n as u64) {
+            println!("WARNING: the rollback called UpdateAlias {moved:?} times, expected {n}: not every alias moved");
+        }
+        let stack_calls: Vec<u64> = self.rollback.iter().map(|r| r.service("CloudFormation")).collect();
+        if stack_calls.iter().any(|c| *c > 0) {
+            println!(
+                "WARNING: the rollback made {stack_calls:?} CloudFormation calls, expected none: the stage stack is the same"
+            );
+        }
+        for target in &self.rollback_targets {
+            if target.origin != target.expected {
+                println!("WARNING: a rollback returned to {}, expected {}", target.origin, target.expected);
+            }
+            if target.differing != n {
+                println!(
+                    "WARNING: a rollback's target differs from the deployment rolled back in {} function(s), not {n}",
+                    target.differing
+                );
             }
         }
         println!();
@@ -739,7 +964,10 @@ impl Results {
         let rows: Vec<Vec<String>> =
             budgets.iter().map(|b| vec![b.rule.clone(), b.measured.clone(), b.mark().to_owned()]).collect();
         print!("{}", table(&["budget", "measured", ""], &rows));
-        println!("(the wall-time budget compares run 2 with 4b, the same work by hand; 4a is shown for scale)");
+        println!(
+            "(the deploy wall-time budget compares run 2 with 4b, the same work by hand, 4a is shown for scale; the \
+             rollback's compares 5b with 5c)"
+        );
         println!();
         println!("{}", self.json(&budgets));
     }
@@ -749,6 +977,7 @@ impl Results {
             let (min, median, max) = spread(runs, |r| r.wall.as_secs_f64());
             json!({
                 "seconds": { "min": min, "median": median, "max": max },
+                "sequential_rounds": { "min": min_count(runs, Run::round_count), "median": median_count(runs, Run::round_count) },
                 "calls_by_service_median": MAIN_SERVICES.iter().map(|s| (s.to_string(), json!(median_count(runs, |r| r.service(s))))).collect::<serde_json::Map<_, _>>(),
                 "runs": runs.iter().map(Run::json).collect::<Vec<_>>(),
             })
@@ -763,6 +992,16 @@ impl Results {
             "nothing_changed_deploy": repeated(&self.unchanged),
             "baseline_all": repeated(&self.baseline_all),
             "baseline_one": repeated(&self.baseline_one),
+            "deploy_all_changed": repeated(&self.all_changed),
+            "rollback": {
+                "update_alias_calls": self.rollback.iter().map(|r| r.operation("Lambda", "UpdateAlias")).collect::<Vec<_>>(),
+                "cloudformation_calls": self.rollback.iter().map(|r| r.service("CloudFormation")).collect::<Vec<_>>(),
+                "rounds_by_run": self.rollback.iter().map(|run| run.rounds.iter().map(|round| json!({ "calls": round_text(round), "seconds": secs(round.spent) })).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "origins": self.rollback_targets.iter().map(|t| t.origin.as_str()).collect::<Vec<_>>(),
+                "aliases_differing": self.rollback_targets.iter().map(|t| t.differing).collect::<Vec<_>>(),
+                "repeated": repeated(&self.rollback),
+            },
+            "baseline_rollback": repeated(&self.baseline_rollback),
             "budgets": budgets.iter().map(|b| json!({ "rule": b.rule, "measured": b.measured, "ok": b.ok })).collect::<Vec<_>>(),
         })
     }
@@ -793,6 +1032,10 @@ async fn main() -> anyhow::Result<()> {
         unchanged: Vec::new(),
         baseline_all: Vec::new(),
         baseline_one: Vec::new(),
+        all_changed: Vec::new(),
+        rollback: Vec::new(),
+        baseline_rollback: Vec::new(),
+        rollback_targets: Vec::new(),
     };
     for repeat in 1..=repeats {
         phase(&format!("2 code-only deploy ({repeat}/{repeats})"));
@@ -807,6 +1050,34 @@ async fn main() -> anyhow::Result<()> {
             baseline_artifacts(&account, &bucket, &service, std::slice::from_ref(&changed), &format!("one-{repeat}"))
                 .await?;
         results.baseline_one.push(baseline(&account, &bucket, work).await?);
+    }
+    // After a deploy that changes every function, the deployment before it differs in every alias;
+    // the deploy of the next repeat is the roll forward. Deploying rather than `rollback --to`
+    // keeps the target retained however many repeats there are (`retain` prunes the oldest).
+    for repeat in 1..=repeats {
+        phase(&format!("5a deploy, every function changed ({repeat}/{repeats})"));
+        for name in &service.names {
+            service.change_code(name, &format!("all-{repeat}"))?;
+        }
+        let (run, reply) = service.aliasflow(&account, &["deploy", "--stage", STAGE]).await?;
+        results.all_changed.push(run);
+        let deployed = reply["result"]["id"].as_u64().ok_or_else(|| anyhow!("deploy names no deployment: {reply}"))?;
+        let history = service.aliasflow(&account, &["history", "--stage", STAGE]).await?.1;
+        let target = history
+            .as_array()
+            .and_then(|all| all.iter().find(|d| d["id"].as_u64() == Some(deployed)))
+            .and_then(|d| d["rollback_to"].as_u64())
+            .ok_or_else(|| anyhow!("deployment {deployed} has no deployment before it: {history}"))?;
+        let new_versions = deployment_versions(&history, deployed)?;
+        let old_versions: BTreeMap<String, String> = deployment_versions(&history, target)?.into_iter().collect();
+        let differing = new_versions.iter().filter(|(f, v)| old_versions.get(f) != Some(v)).count();
+        phase(&format!("5b rollback ({repeat}/{repeats})"));
+        let (run, reply) = service.aliasflow(&account, &["rollback", "--stage", STAGE]).await?;
+        results.rollback.push(run);
+        let origin = reply["result"]["origin"].as_str().unwrap_or("-").to_owned();
+        results.rollback_targets.push(RollbackTarget { origin, expected: format!("{STAGE}#{target}"), differing });
+        phase(&format!("5c baseline, UpdateAlias only ({repeat}/{repeats})"));
+        results.baseline_rollback.push(baseline_point(&account, new_versions).await?);
     }
     results.print();
     Ok(())
