@@ -63,6 +63,15 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Published, StepError> {
             artifact_key: function.artifact.key.clone(),
         },
     };
+    // What the stage's alias points at already needs no mark: the active deployment references
+    // it, and that stays retained while this execution holds the stage lock, so no collection
+    // takes it (one write fewer per unchanged function).
+    if let Some(previous) = function.previous.as_ref() {
+        if previous.code_sha256 == function.artifact.code_sha256 && previous.config_hash == config_hash {
+            tracing::info!(version = %previous.version, "unchanged: the stage's version");
+            return Ok(record(&previous.version, false));
+        }
+    }
     let reusable = function
         .known
         .iter()
@@ -262,5 +271,26 @@ mod tests {
         assert_eq!(stored.len(), 1, "{stored:?}");
         assert_eq!(stored[0].version, published.record.version);
         assert!(stored[0].used_at >= before, "catalogued as used now: {stored:?}");
+    }
+
+    #[tokio::test]
+    async fn the_version_the_stage_already_has_is_kept_without_any_call() {
+        let aws = FakeAws::default();
+        let known = catalogued_worker(&aws).await;
+        let mut unchanged = input(vec![known.clone()]);
+        unchanged.function.previous = Some(FunctionRecord {
+            function_name: "shop-worker".into(),
+            region: REGION.into(),
+            alias: "dev".into(),
+            version: "1".into(),
+            code_sha256: SHA.into(),
+            config_hash: known.config_hash.clone(),
+            artifact_key: KEY.into(),
+        });
+        let published = run(unchanged, &aws.deps()).await.unwrap();
+        assert_eq!((published.record.version.as_str(), published.new_version), ("1", false));
+        let stored = aws.history.versions(SERVICE).await.unwrap();
+        assert_eq!(stored[0].used_at, DateTime::<Utc>::default(), "not marked: the stage's deployment holds it");
+        assert_eq!(aws.regions.fake_functions(REGION).total_calls(), 0);
     }
 }
