@@ -81,6 +81,11 @@ pub(super) fn garbage_rows(garbage: Option<&Value>) -> Vec<Vec<String>> {
         vec!["versions kept for an alias".to_owned(), list(garbage.get("kept_versions"))],
         vec!["objects deleted".to_owned(), list(garbage.get("deleted_objects"))],
     ];
+    for (label, field) in [("kept, used by a deploy lately", "kept_recent"), ("kept, used meanwhile", "kept_in_use")] {
+        if garbage.get(field).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            rows.push(vec![label.to_owned(), list(garbage.get(field))]);
+        }
+    }
     if let Some(reason) = garbage.get("skipped").and_then(Value::as_str) {
         rows.push(vec!["garbage collection skipped".to_owned(), reason.to_owned()]);
     }
