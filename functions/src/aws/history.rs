@@ -127,14 +127,27 @@ impl DynamoHistory {
         } else {
             "attribute_not_exists(pk) OR #used = :used"
         };
+        self.delete_where(pk, sk, condition, ("#used", "used"), (":used", millis(used_at))).await
+    }
+
+    /// Deletes the item if `condition` (on the one attribute `name` and the one value `value`)
+    /// holds; `Ok(false)`, deleting nothing, if it does not.
+    async fn delete_where(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: &str,
+        (name, attribute): (&str, &str),
+        (placeholder, value): (&str, AttributeValue),
+    ) -> Result<bool, AwsError> {
         let sent = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
             .condition_expression(condition)
-            .expression_attribute_names("#used", "used")
-            .expression_attribute_values(":used", millis(used_at))
+            .expression_attribute_names(name, attribute)
+            .expression_attribute_values(placeholder, value)
             .send()
             .await;
         match sent {
@@ -479,23 +492,7 @@ impl History for DynamoHistory {
     }
 
     async fn release(&self, service: &str, name: &str, owner: &str) -> Result<bool, AwsError> {
-        let sent = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(service, &lock_sk(name))))
-            .condition_expression("#owner = :me")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":me", s(owner))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(DeleteItemError::is_conditional_check_failed_exception) => {
-                Ok(false)
-            }
-            Err(e) => Err(aws_error("DeleteItem", &self.label, &e)),
-        }
+        self.delete_where(service, &lock_sk(name), "#owner = :me", ("#owner", "owner"), (":me", s(owner))).await
     }
 
     async fn lock(&self, service: &str, name: &str) -> Result<Option<Lock>, AwsError> {
