@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::domain::naming::Owner;
 use crate::domain::template;
 use crate::error::StepError;
 use crate::ports::{Artifacts, Parameter, Settings, StackState, Stacks, TemplateSource};
@@ -29,6 +30,8 @@ pub struct Target<'a> {
     pub template: &'a serde_json::Value,
     /// The parameter values.
     pub parameters: BTreeMap<String, String>,
+    /// Who the stack belongs to: its tags on creation, and checked before any change.
+    pub owner: &'a Owner,
 }
 
 impl Target<'_> {
@@ -70,7 +73,12 @@ pub async fn converge(
     let hash = target.hash();
     if let Some((recorded_hash, outputs)) = recorded {
         if recorded_hash == hash {
-            return Ok(StackResult { hash, operation: "none".to_owned(), outputs: outputs.clone() });
+            return Ok(StackResult {
+                hash,
+                operation: "none".to_owned(),
+                outputs: outputs.clone(),
+                kept: BTreeMap::new(),
+            });
         }
     }
     let source = source(tools, target, &hash).await?;
@@ -105,7 +113,7 @@ pub async fn converge(
         return Err(failed(tools, target.stack, state).await);
     }
     tracing::info!(stack = target.stack, operation, "stack ready");
-    Ok(StackResult { hash, operation: operation.to_owned(), outputs: state.outputs })
+    Ok(StackResult { hash, operation: operation.to_owned(), outputs: state.outputs, kept: BTreeMap::new() })
 }
 
 /// Deletes the stack and waits until it is gone. A missing stack is not an error: `false` says

@@ -146,6 +146,39 @@ pub enum StepError {
         /// Why, and what to do.
         reason: String,
     },
+    /// A stack or function that exists under aliasflow's name but belongs to another service or
+    /// stage, or was not made by aliasflow: it is left alone.
+    #[error("{resource} is not this deployment's to change: {owner}; nothing was changed. {advice}")]
+    NotOwned {
+        /// The resource, e.g. `stack shop-dev` or `function shop-dev-api`.
+        resource: String,
+        /// Who owns it, as its tags say (or that it has none of aliasflow's).
+        owner: String,
+        /// What to do instead.
+        advice: String,
+    },
+    /// The stage changed between `Plan` and `AcquireLock` (another execution deployed it): the
+    /// plan is stale. A refusal: nothing was written; running the command again plans anew.
+    #[error(
+        "stage {stage} changed while this execution planned ({reason}); nothing was changed, run the command again"
+    )]
+    StageChanged {
+        /// The stage.
+        stage: String,
+        /// What changed.
+        reason: String,
+    },
+    /// Another execution of the service is changing the service stack; the state machine retries
+    /// after a pause (two stages never update one stack at once).
+    #[error("the service stack of {service} is being changed by {holder} until {until}")]
+    ServiceLocked {
+        /// The service.
+        service: String,
+        /// The lease's owner.
+        holder: String,
+        /// When the lease expires (RFC 3339).
+        until: String,
+    },
     /// A failed AWS call.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -170,6 +203,9 @@ impl StepError {
             Self::DeploymentUnknown { .. } => "DeploymentUnknown",
             Self::StageExists { .. } => "StageExists",
             Self::OriginInvalid { .. } => "OriginInvalid",
+            Self::NotOwned { .. } => "NotOwned",
+            Self::StageChanged { .. } => "StageChanged",
+            Self::ServiceLocked { .. } => "ServiceLocked",
             Self::Aws(e) if e.transient => "AwsTransient",
             Self::Aws(_) => "AwsFailed",
         }
@@ -193,6 +229,9 @@ impl StepError {
         "DeploymentUnknown",
         "StageExists",
         "OriginInvalid",
+        "NotOwned",
+        "StageChanged",
+        "ServiceLocked",
         "AwsTransient",
         "AwsFailed",
     ];

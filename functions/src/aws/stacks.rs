@@ -8,11 +8,11 @@ use aws_sdk_cloudformation::Client;
 use aws_smithy_runtime_api::http::Response;
 
 use crate::aws::aws_error;
+use crate::domain::naming::MANAGED_TAG;
 use crate::error::AwsError;
 use crate::ports::{Parameter, StackState, Stacks, TemplateSource};
 
 /// The tag every stack aliasflow creates carries, so people (and cleanup) can tell them apart.
-const MANAGED_TAG: (&str, &str) = ("aliasflow:managed", "true");
 
 /// [`Stacks`] on the CloudFormation API of one region.
 #[derive(Debug, Clone)]

@@ -37,6 +37,62 @@ pub enum NameError {
     },
 }
 
+/// The tag every stack and function aliasflow creates carries.
+pub const MANAGED_TAG: (&str, &str) = ("aliasflow:managed", "true");
+/// The tag naming the service a stack or function belongs to.
+pub const SERVICE_TAG: &str = "aliasflow:service";
+/// The tag naming the stage a stack or function belongs to (absent: the whole service's).
+pub const STAGE_TAG: &str = "aliasflow:stage";
+
+/// Who a stack or function belongs to: a service, and a stage where it belongs to one (a stage
+/// stack, an instance per stage). Written as tags when aliasflow creates the resource, and read
+/// back before aliasflow changes or deletes it (DESIGN.md "Ownership is checked, not assumed").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner {
+    /// The service.
+    pub service: String,
+    /// The stage; `None` for the service stack and shared functions.
+    pub stage: Option<String>,
+}
+
+impl Owner {
+    /// The service's own: service stack, shared functions.
+    pub fn service(service: &str) -> Self {
+        Self { service: service.to_owned(), stage: None }
+    }
+
+    /// A stage's own: stage stack, instances per stage.
+    pub fn stage(service: &str, stage: &str) -> Self {
+        Self { service: service.to_owned(), stage: Some(stage.to_owned()) }
+    }
+
+    /// The tags that say so, `aliasflow:managed` first.
+    ///
+    /// ```
+    /// use functions::domain::naming::Owner;
+    /// let tags = Owner::stage("shop", "dev").tags();
+    /// assert_eq!(tags[1], ("aliasflow:service".to_owned(), "shop".to_owned()));
+    /// assert_eq!(tags[2], ("aliasflow:stage".to_owned(), "dev".to_owned()));
+    /// ```
+    pub fn tags(&self) -> Vec<(String, String)> {
+        let mut tags =
+            vec![(MANAGED_TAG.0.to_owned(), MANAGED_TAG.1.to_owned()), (SERVICE_TAG.to_owned(), self.service.clone())];
+        if let Some(stage) = &self.stage {
+            tags.push((STAGE_TAG.to_owned(), stage.clone()));
+        }
+        tags
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.stage {
+            Some(stage) => write!(f, "stage {stage} of service {}", self.service),
+            None => write!(f, "service {}", self.service),
+        }
+    }
+}
+
 /// The rule a stage name follows, as said in messages.
 const STAGE_RULE: &str = "use lowercase letters, digits and '-', starting with a letter ([a-z][a-z0-9-]*), so it is a \
         valid alias and stack name part";

@@ -47,6 +47,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<StackResult, StepError> {
         region: &manifest.region,
         template: &template,
         parameters: parameters(&template, deps),
+        owner: &naming::Owner::service(&manifest.service),
     };
     let stacks = deps.regions.stacks(&manifest.region);
     let tools = Tools { stacks: stacks.as_ref(), artifacts: deps.artifacts.as_ref(), settings: &deps.settings };

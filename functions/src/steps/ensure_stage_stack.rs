@@ -92,6 +92,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<StackResult, StepError> {
         region: &input.region,
         template: &wanted.template,
         parameters: wanted.parameters.clone(),
+        owner: &naming::Owner::stage(&manifest.service, &input.stage),
     };
     let stacks = deps.regions.stacks(&input.region);
     let tools = Tools { stacks: stacks.as_ref(), artifacts: deps.artifacts.as_ref(), settings: &deps.settings };
@@ -139,7 +140,12 @@ mod tests {
             stage: "dev".into(),
             region: REGION.into(),
             stage_record,
-            service_stack: StackResult { hash: "s".into(), operation: "none".into(), outputs },
+            service_stack: StackResult {
+                hash: "s".into(),
+                operation: "none".into(),
+                outputs,
+                kept: Default::default(),
+            },
             source,
         }
     }

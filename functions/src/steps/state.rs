@@ -45,6 +45,11 @@ pub struct StackResult {
     pub operation: String,
     /// The stack's outputs.
     pub outputs: BTreeMap<String, String>,
+    /// Service stack only: shared functions the manifest no longer lists (or made instances per
+    /// stage) that stay deployed because live stages still use them: manifest key to those
+    /// stages.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept: BTreeMap<String, Vec<String>>,
 }
 
 /// The plan of a deployment, made by `Plan` before anything changes: the state every later
