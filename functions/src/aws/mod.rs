@@ -13,8 +13,9 @@ mod stacks;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use aws_config::retry::{RetryConfig, RetryMode};
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 
@@ -31,8 +32,21 @@ use crate::ports::{Deps, Functions, Regions, Settings, Stacks, SystemClock};
 /// The history table's name; `infra/` creates it.
 pub const TABLE: &str = "aliasflow-history";
 
-/// Throttling is normal on the Lambda control plane: more attempts than the SDK's default 3, with
-/// adaptive rate limiting (DESIGN.md "Retries").
+/// The one layer that retries AWS calls (DESIGN.md "Retries in one layer"): the SDK's standard
+/// mode, with enough attempts that a quarter of all calls throttled still goes through (a call
+/// fails only after 8 throttles in a row: one in 65,536 at that rate), and backoff short enough
+/// that a call failing every time gives up within about 20 s (0.25 s doubling to at most 5 s,
+/// full jitter), so a permanent error ends the run within DESIGN.md's 60 s. Not the adaptive
+/// mode: it slows a client down after every throttle, whatever rate caused it. The state machines
+/// do not retry what the SDK gave up on.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(250))
+        .with_max_backoff(Duration::from_secs(5))
+}
+
+/// Attempts per AWS call, the first included.
 pub const MAX_ATTEMPTS: u32 = 8;
 
 /// A client of the SDK crate `$sdk` from the shared settings, in `$region` (`None`: the
@@ -63,8 +77,7 @@ pub struct Sdk {
 impl Sdk {
     /// Loads the SDK's usual settings, with aliasflow's retry policy.
     pub async fn from_env() -> Self {
-        let retry = RetryConfig::standard().with_retry_mode(RetryMode::Adaptive).with_max_attempts(MAX_ATTEMPTS);
-        let config = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry).load().await;
+        let config = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).load().await;
         Self { config, interceptors: Vec::new() }
     }
 

@@ -114,6 +114,7 @@ pub const LAMBDA_SERVICE_ERRORS: &[&str] = &[
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
 ];
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use aws_config::retry::{RetryConfig, RetryMode};
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -96,25 +95,19 @@ pub async fn account() -> Account {
     account_through(None).await
 }
 
-/// A fresh account of which every `every`-th request is throttled before it reaches moto.
+/// A fresh account behind the fault injector (`support::throttle`): one request in `every`
+/// throttled at random (`0`: none), and whatever the test breaks later answered with a 500.
 pub async fn throttled_account(every: u64) -> (Account, super::throttle::Throttling) {
     // Plain HTTP: moto listens on loopback without TLS.
     let inner = aws_smithy_http_client::Builder::new().build_http();
-    let throttling = super::throttle::Throttling::new(inner, every);
-    (account_through(Some(SharedHttpClient::new(throttling.clone()))).await, throttling)
+    let faults = super::throttle::Throttling::new(inner, every);
+    (account_through(Some(SharedHttpClient::new(faults.clone()))).await, faults)
 }
 
 async fn account_through(http_client: Option<SharedHttpClient>) -> Account {
     let server = server();
     let n = NEXT_ACCOUNT.fetch_add(1, Ordering::SeqCst);
     let id = format!("{:012}", 100_000_000_000 + u64::from(std::process::id()) * 1000 + n);
-    let retry = RetryConfig::standard().with_retry_mode(RetryMode::Adaptive).with_max_attempts(8);
-    // Throttled tests keep aliasflow's attempts but back off for milliseconds, not seconds (and
-    // without adaptive rate limiting, which would pace a whole test at its slowest).
-    let retry = match &http_client {
-        Some(_) => RetryConfig::standard().with_max_attempts(8).with_initial_backoff(Duration::from_millis(5)),
-        None => retry,
-    };
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(http_client) = http_client {
         loader = loader.http_client(http_client);
@@ -123,7 +116,8 @@ async fn account_through(http_client: Option<SharedHttpClient>) -> Account {
         .endpoint_url(&server.endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .retry_config(retry)
+        // aliasflow's own retry policy, as the CLI and the step handlers load it.
+        .retry_config(functions::aws::retry_config())
         .load()
         .await;
     let sdk = Sdk::new(config).with_interceptor(SharedInterceptor::new(MotoAccount(id.clone())));
