@@ -21,14 +21,14 @@ use statemachines::{Event, EventKind, Execution, ExecutionStatus, InstantClock};
 const REGION: &str = "us-east-1";
 
 /// The example service on fake AWS, with code the test can change.
-struct FakeWorld {
-    aws: FakeAws,
-    manifest: Manifest,
+pub(crate) struct FakeWorld {
+    pub(crate) aws: FakeAws,
+    pub(crate) manifest: Manifest,
     artifacts: BTreeMap<String, ArtifactRef>,
 }
 
 impl FakeWorld {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop/aliasflow.yaml");
         let manifest = Manifest::load(&path).expect("the example is valid");
         let mut world = Self { aws: FakeAws::default(), manifest, artifacts: BTreeMap::new() };
@@ -39,12 +39,12 @@ impl FakeWorld {
         world
     }
 
-    fn lambda(&self) -> Arc<FakeFunctions> {
+    pub(crate) fn lambda(&self) -> Arc<FakeFunctions> {
         self.aws.regions.fake_functions(REGION)
     }
 
     /// Gives `function` new code, as the CLI would upload it.
-    async fn set_code(&mut self, function: &str, code: &str) {
+    pub(crate) async fn set_code(&mut self, function: &str, code: &str) {
         let digest = Sha256::digest(format!("{function}:{code}"));
         let key = naming::artifact_key(&self.manifest.service, &hex::encode(digest));
         let code_sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
@@ -53,12 +53,12 @@ impl FakeWorld {
         self.artifacts.insert(function.to_owned(), ArtifactRef { key, code_sha256 });
     }
 
-    fn request(&self, stage: &str) -> Value {
+    pub(crate) fn request(&self, stage: &str) -> Value {
         json!({ "stage": stage, "manifest": self.manifest, "artifacts": self.artifacts })
     }
 
     /// Runs `deploy.asl.json` to the end.
-    async fn deploy(&self, stage: &str) -> (Execution, Vec<Event>) {
+    pub(crate) async fn deploy(&self, stage: &str) -> (Execution, Vec<Event>) {
         let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
         let clock = Arc::new(InstantClock::new());
         let execution =
@@ -72,13 +72,13 @@ impl FakeWorld {
         (execution, seen)
     }
 
-    async fn deployed(&self, stage: &str) {
+    pub(crate) async fn deployed(&self, stage: &str) {
         let (execution, _) = self.deploy(stage).await;
         assert_eq!(execution.status, ExecutionStatus::Succeeded, "{:?}: {:?}", execution.error, execution.cause);
     }
 
     /// `(function, alias) -> version` of one stage.
-    fn aliases(&self, stage: &str) -> BTreeMap<String, String> {
+    pub(crate) fn aliases(&self, stage: &str) -> BTreeMap<String, String> {
         self.lambda()
             .alias_snapshot()
             .into_iter()
@@ -87,11 +87,11 @@ impl FakeWorld {
             .collect()
     }
 
-    async fn history(&self, stage: &str) -> Vec<Deployment> {
+    pub(crate) async fn history(&self, stage: &str) -> Vec<Deployment> {
         self.aws.history.deployments(&self.manifest.service, stage, 100, None).await.expect("fake history").items
     }
 
-    async fn locked(&self, stage: &str) -> bool {
+    pub(crate) async fn locked(&self, stage: &str) -> bool {
         let lock = self.aws.history.lock(&self.manifest.service, &format!("stage:{stage}")).await;
         lock.expect("fake history").is_some()
     }
@@ -188,7 +188,7 @@ async fn a_deploy_of_a_locked_stage_is_refused_without_the_catch_path() {
             _ => None,
         })
         .collect();
-    assert_eq!(entered, ["Plan", "StageGiven", "AcquireLock"], "no RestoreAliases, no RecordFailure");
+    assert_eq!(entered, ["Plan", "StageGiven", "AcquireLock", "Refused"], "no RestoreAliases, no RecordFailure");
     assert_eq!(world.history("dev").await.len(), 1, "nothing recorded");
     let lock = world.aws.history.lock("shop", "stage:dev").await.expect("fake").expect("held");
     assert_eq!(lock.owner, "someone");

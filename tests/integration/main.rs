@@ -12,5 +12,6 @@ mod deploy;
 mod faults;
 mod history;
 mod lifecycle;
+mod matrix;
 mod remote;
 mod retries;

@@ -12,8 +12,6 @@ use crate::domain::naming::MANAGED_TAG;
 use crate::error::AwsError;
 use crate::ports::{Parameter, StackState, Stacks, TemplateSource};
 
-/// The tag every stack aliasflow creates carries, so people (and cleanup) can tell them apart.
-
 /// [`Stacks`] on the CloudFormation API of one region.
 #[derive(Debug, Clone)]
 pub struct CloudFormationApi {
