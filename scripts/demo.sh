@@ -13,7 +13,8 @@ bin="$root/target/debug/aliasflow"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+# moto's server with the function tags aliasflow's ownership checks read (see the script).
+"$root/.venv/bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 moto=$!
 trap 'kill $moto 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do

@@ -81,11 +81,14 @@ pub async fn converge(
             });
         }
     }
+    let mut current = settle(tools, target.stack).await?;
+    if let Some(found) = &current {
+        target.owner.check(&format!("stack {}", target.stack), &found.tags)?;
+    }
     let source = source(tools, target, &hash).await?;
     let parameters: Vec<Parameter> =
         target.parameters.iter().map(|(key, value)| Parameter { key: key.clone(), value: value.clone() }).collect();
-
-    let mut current = settle(tools, target.stack).await?;
+    let tags = target.owner.tags();
     if current.as_ref().is_some_and(|s| matches!(s.status.as_str(), "ROLLBACK_COMPLETE" | "CREATE_FAILED")) {
         // A stack whose creation failed can only be deleted; it holds nothing to keep.
         tracing::info!(stack = target.stack, "deleting a stack whose creation failed before creating it again");
@@ -94,11 +97,11 @@ pub async fn converge(
     }
     let operation = if current.is_none() {
         tracing::info!(stack = target.stack, "creating stack");
-        tools.stacks.create(target.stack, &source, &parameters).await?;
+        tools.stacks.create(target.stack, &source, &parameters, &tags).await?;
         "created"
     } else {
         tracing::info!(stack = target.stack, "updating stack");
-        if tools.stacks.update(target.stack, &source, &parameters).await? {
+        if tools.stacks.update(target.stack, &source, &parameters, &tags).await? {
             "updated"
         } else {
             "none"
@@ -116,12 +119,13 @@ pub async fn converge(
     Ok(StackResult { hash, operation: operation.to_owned(), outputs: state.outputs, kept: BTreeMap::new() })
 }
 
-/// Deletes the stack and waits until it is gone. A missing stack is not an error: `false` says
-/// there was none.
-pub async fn remove(tools: Tools<'_>, stack: &str) -> Result<bool, StepError> {
+/// Deletes the stack, if `owner`'s, and waits until it is gone. A missing stack is not an error:
+/// `false` says there was none.
+pub async fn remove(tools: Tools<'_>, stack: &str, owner: &Owner) -> Result<bool, StepError> {
     let Some(current) = settle(tools, stack).await? else {
         return Ok(false);
     };
+    owner.check(&format!("stack {stack}"), &current.tags)?;
     tracing::info!(stack, status = %current.status, "deleting stack");
     tools.stacks.delete(stack).await?;
     match settle(tools, stack).await? {

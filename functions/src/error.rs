@@ -184,6 +184,13 @@ pub enum StepError {
     Aws(#[from] AwsError),
 }
 
+impl From<crate::domain::naming::NotOwned> for StepError {
+    fn from(refused: crate::domain::naming::NotOwned) -> Self {
+        let crate::domain::naming::NotOwned { resource, owner, advice } = refused;
+        Self::NotOwned { resource, owner, advice }
+    }
+}
+
 impl StepError {
     /// The name `Retry`/`Catch` match on, and `errorType` on Lambda.
     pub fn error_type(&self) -> &'static str {

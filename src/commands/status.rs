@@ -1,13 +1,14 @@
 //! `aliasflow status [--stage S]`: what every alias points at as Lambda reports it now, next to
-//! what the history recorded (drift), and who holds each stage's lock.
+//! what the history recorded, the drift between them per alias (`moved`, `missing`, `function
+//! missing`, `stage stack not complete`), and who holds each stage's lock. One `GetFunction` per
+//! alias (a second only for a missing alias) and one `DescribeStacks` per stage.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use functions::domain::history::{FunctionRecord, StageRecord, StageState};
 use functions::domain::naming;
 use functions::error::StepError;
-use functions::ports::{AliasTarget, Deps, VersionInfo};
+use functions::ports::AliasState;
 use functions::steps::acquire_lock::stage_lock;
 use serde_json::{json, Value};
 
@@ -21,22 +22,38 @@ struct Row {
     function: String,
     function_name: String,
     region: String,
-    version: Option<String>,
-    code_sha256: Option<String>,
+    alias: AliasState,
     recorded: Option<FunctionRecord>,
+    /// Whether the stage stack is `CREATE_COMPLETE` or `UPDATE_COMPLETE`.
+    stack_complete: bool,
     lock: Value,
     deployment: Option<u64>,
 }
 
 impl Row {
-    fn drift(&self) -> bool {
-        match &self.recorded {
-            Some(recorded) => {
-                self.version.as_deref() != Some(recorded.version.as_str())
-                    || self.code_sha256.as_deref() != Some(recorded.code_sha256.as_str())
-            }
-            None => self.version.is_some(),
+    fn version(&self) -> Option<&str> {
+        self.alias.version()
+    }
+
+    fn code_sha256(&self) -> Option<&str> {
+        match &self.alias {
+            AliasState::At { code_sha256, .. } => Some(code_sha256),
+            AliasState::FunctionMissing | AliasState::AliasMissing { .. } => None,
         }
+    }
+
+    /// How the alias differs from the record, the alias's own drift first; `None`: in place.
+    fn drift(&self) -> Option<&'static str> {
+        let alias = match (&self.recorded, &self.alias) {
+            (None, AliasState::At { .. }) => Some("moved"),
+            (None, _) => None,
+            (Some(_), AliasState::FunctionMissing) => Some("function missing"),
+            (Some(_), AliasState::AliasMissing { .. }) => Some("missing"),
+            (Some(recorded), AliasState::At { version, code_sha256, .. }) => {
+                (*version != recorded.version || *code_sha256 != recorded.code_sha256).then_some("moved")
+            }
+        };
+        alias.or_else(|| (!self.stack_complete).then_some("stage stack not complete"))
     }
 }
 
@@ -66,7 +83,6 @@ pub async fn run(file: &Path, only: Option<&str>, app: &App) -> Result<Reply, Cl
             .collect(),
     };
 
-    let mut lambda = Cache::default();
     let mut rows = Vec::new();
     for record in &stages {
         let lock = match deps.history.lock(&service, &stage_lock(&record.stage)).await.map_err(aws)? {
@@ -77,6 +93,9 @@ pub async fn run(file: &Path, only: Option<&str>, app: &App) -> Result<Reply, Cl
             }),
             None => Value::Null,
         };
+        let stack = naming::stage_stack_name(&service, &record.stage).map_err(|e| CliError::Usage(e.to_string()))?;
+        let stack = deps.regions.stacks(&record.region).describe(&stack).await.map_err(aws)?;
+        let stack_complete = stack.is_some_and(|s| matches!(s.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE"));
         let recorded = match record.active {
             Some(id) => deps.history.deployment(&service, &record.stage, id).await.map_err(aws)?.map(|d| d.functions),
             None => None,
@@ -93,50 +112,21 @@ pub async fn run(file: &Path, only: Option<&str>, app: &App) -> Result<Reply, Cl
                     if per_stage { record.region.clone() } else { manifest.region.clone() },
                 ),
             };
-            let (aliases, versions) = lambda.get(&deps, &region, &function_name).await.map_err(aws)?;
-            let version = aliases.iter().find(|a| a.alias == record.stage).map(|a| a.version.clone());
-            let code_sha256 = version
-                .as_ref()
-                .and_then(|v| versions.iter().find(|info| &info.version == v))
-                .map(|info| info.code_sha256.clone());
+            let alias = deps.regions.functions(&region).alias(&function_name, &record.stage).await.map_err(aws)?;
             rows.push(Row {
                 stage: record.stage.clone(),
                 function: name.clone(),
                 function_name,
                 region,
-                version,
-                code_sha256,
+                alias,
                 recorded,
+                stack_complete,
                 lock: lock.clone(),
                 deployment: record.active,
             });
         }
     }
     Ok(reply(&service, &rows))
-}
-
-/// Aliases and versions per physical function, read once for all stages.
-#[derive(Default)]
-struct Cache {
-    seen: BTreeMap<(String, String), (Vec<AliasTarget>, Vec<VersionInfo>)>,
-}
-
-impl Cache {
-    async fn get(
-        &mut self,
-        deps: &Deps,
-        region: &str,
-        function: &str,
-    ) -> Result<&(Vec<AliasTarget>, Vec<VersionInfo>), functions::error::AwsError> {
-        let key = (region.to_owned(), function.to_owned());
-        if !self.seen.contains_key(&key) {
-            let lambda = deps.regions.functions(region);
-            let aliases = lambda.aliases(function).await?;
-            let versions = lambda.versions(function).await?;
-            self.seen.insert(key.clone(), (aliases, versions));
-        }
-        Ok(&self.seen[&key])
-    }
 }
 
 fn reply(service: &str, rows: &[Row]) -> Reply {
@@ -149,8 +139,8 @@ fn reply(service: &str, rows: &[Row]) -> Reply {
                     "function_name": row.function_name,
                     "region": row.region,
                     "alias": row.stage,
-                    "version": row.version,
-                    "code_sha256": row.code_sha256,
+                    "version": row.version(),
+                    "code_sha256": row.code_sha256(),
                     "recorded_version": row.recorded.as_ref().map(|r| &r.version),
                     "recorded_code_sha256": row.recorded.as_ref().map(|r| &r.code_sha256),
                     "drift": row.drift(),
@@ -167,10 +157,10 @@ fn reply(service: &str, rows: &[Row]) -> Reply {
             vec![
                 row.stage.clone(),
                 row.function_name.clone(),
-                row.version.clone().unwrap_or_else(dash),
-                row.code_sha256.as_deref().map_or_else(dash, |sha| sha.chars().take(12).collect()),
+                row.version().map_or_else(dash, str::to_owned),
+                row.code_sha256().map_or_else(dash, |sha| sha.chars().take(12).collect()),
                 row.recorded.as_ref().map_or_else(dash, |r| r.version.clone()),
-                if row.drift() { "DRIFT".to_owned() } else { "ok".to_owned() },
+                row.drift().unwrap_or("ok").to_owned(),
                 match row.lock.get("holder").and_then(Value::as_str) {
                     Some(holder) => {
                         format!("locked by {holder} until {}", row.lock["expires_at"].as_str().unwrap_or_default())

@@ -22,7 +22,7 @@ const FUNCTION: &str = "shop-api";
 
 /// A valid zip archive without entries whose comment is `comment`: distinct bytes, so distinct
 /// code, without a zip library.
-fn zip(comment: &str) -> Vec<u8> {
+pub(crate) fn zip(comment: &str) -> Vec<u8> {
     // End of central directory: signature, then 16 bytes of zero counts and offsets.
     let mut bytes = vec![0x50, 0x4b, 0x05, 0x06];
     bytes.extend_from_slice(&[0; 16]);
@@ -68,7 +68,7 @@ async fn fixture() -> Fixture {
 }
 
 /// moto's CreateFunction needs the execution role to exist.
-async fn create_role(account: &Account) -> String {
+pub(crate) async fn create_role(account: &Account) -> String {
     let trust = json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -248,6 +248,11 @@ fn topic_template(outputs: &serde_json::Value) -> TemplateSource {
     TemplateSource::Body(template.to_string())
 }
 
+/// The tags of shop's stage dev.
+fn owner() -> Vec<(String, String)> {
+    functions::domain::naming::Owner::stage("shop", "dev").tags()
+}
+
 fn stage(value: &str) -> Vec<Parameter> {
     vec![Parameter { key: "Stage".into(), value: value.into() }]
 }
@@ -259,27 +264,31 @@ async fn a_stack_is_created_described_updated_and_deleted() {
     assert_eq!(stacks.describe("shop-dev").await.unwrap(), None);
 
     let first = topic_template(&json!({ "TopicArn": { "Value": { "Ref": "Topic" } } }));
-    stacks.create("shop-dev", &first, &stage("dev")).await.unwrap();
+    stacks.create("shop-dev", &first, &stage("dev"), &owner()).await.unwrap();
     let created = stacks.describe("shop-dev").await.unwrap().expect("the stack exists");
     assert_eq!(created.status, "CREATE_COMPLETE");
     let arn = &created.outputs["TopicArn"];
     assert!(arn.starts_with("arn:aws:sns:us-east-1:") && arn.ends_with(":shop-dev"), "{arn}");
     let described = account.sdk.cloudformation(REGION).describe_stacks().stack_name("shop-dev").send().await.unwrap();
-    let tags: Vec<(&str, &str)> =
-        described.stacks()[0].tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
-    assert_eq!(tags, [("aliasflow:managed", "true")]);
+    let tags: Vec<(String, String)> = described.stacks()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+        .collect();
+    assert_eq!(tags, owner());
+    assert_eq!(created.tags, owner().into_iter().collect(), "DescribeStacks reports them");
 
     let second = topic_template(&json!({
         "TopicArn": { "Value": { "Ref": "Topic" } },
         "TopicName": { "Value": { "Fn::GetAtt": ["Topic", "TopicName"] } }
     }));
-    assert!(stacks.update("shop-dev", &second, &stage("dev")).await.unwrap());
+    assert!(stacks.update("shop-dev", &second, &stage("dev"), &owner()).await.unwrap());
     let updated = stacks.describe("shop-dev").await.unwrap().unwrap();
     assert_eq!(updated.status, "UPDATE_COMPLETE");
     assert_eq!(updated.outputs["TopicName"], "shop-dev");
 
     // AWS answers "No updates are to be performed" (Ok(false)); moto carries the update out.
-    let changed = stacks.update("shop-dev", &second, &stage("dev")).await.unwrap();
+    let changed = stacks.update("shop-dev", &second, &stage("dev"), &owner()).await.unwrap();
     assert!(stacks.describe("shop-dev").await.unwrap().unwrap().succeeded(), "changed: {changed}");
     assert!(stacks.failure_reasons("shop-dev").await.unwrap().is_empty());
 
@@ -294,10 +303,10 @@ async fn an_update_of_a_missing_stack_and_a_second_create_are_refused() {
     let account = account().await;
     let stacks = CloudFormationApi::new(account.sdk.cloudformation(REGION));
     let template = topic_template(&json!({}));
-    let err = stacks.update("shop-dev", &template, &stage("dev")).await.unwrap_err();
+    let err = stacks.update("shop-dev", &template, &stage("dev"), &owner()).await.unwrap_err();
     assert_eq!((err.operation.as_str(), err.code.as_str()), ("UpdateStack", "ValidationError"));
-    stacks.create("shop-dev", &template, &stage("dev")).await.unwrap();
-    let err = stacks.create("shop-dev", &template, &stage("dev")).await.unwrap_err();
+    stacks.create("shop-dev", &template, &stage("dev"), &owner()).await.unwrap();
+    let err = stacks.create("shop-dev", &template, &stage("dev"), &owner()).await.unwrap_err();
     assert_eq!(err.code, "AlreadyExistsException", "{err}");
 }
 
@@ -323,7 +332,7 @@ async fn a_stack_whose_resource_fails_is_refused_by_moto_at_create() {
             }
         }
     });
-    let outcome = stacks.create("shop", &TemplateSource::Body(template.to_string()), &[]).await;
+    let outcome = stacks.create("shop", &TemplateSource::Body(template.to_string()), &[], &[]).await;
     let state = stacks.describe("shop").await.unwrap();
     let reasons = stacks.failure_reasons("shop").await.unwrap();
     // moto answers HTTP 400 with the Lambda error as a body CloudFormation's XML parser rejects.

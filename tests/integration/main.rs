@@ -15,3 +15,4 @@ mod lifecycle;
 mod matrix;
 mod remote;
 mod retries;
+mod safety;

@@ -2,8 +2,10 @@
 //! always through the Lambda API (never through CloudFormation).
 //!
 //! Waiting follows DESIGN.md "Waiting for Lambda": the `LastUpdateStatus` of the update's own
-//! response decides, and `GetFunctionConfiguration` is polled only while it says `InProgress`,
-//! so a settled update costs one call.
+//! response decides, and the function is polled only while it says `InProgress`, so a settled
+//! update costs one call. Reads go through `GetFunction`, which answers configuration and tags in
+//! one call and has a far higher request quota (100 per second) than `GetFunctionConfiguration`
+//! (15 per second).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,6 +17,7 @@ use aws_sdk_lambda::operation::add_permission::AddPermissionError;
 use aws_sdk_lambda::operation::create_alias::CreateAliasError;
 use aws_sdk_lambda::operation::delete_alias::DeleteAliasError;
 use aws_sdk_lambda::operation::delete_function::DeleteFunctionError;
+use aws_sdk_lambda::operation::get_function::GetFunctionError;
 use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationError;
 use aws_sdk_lambda::operation::get_policy::GetPolicyError;
 use aws_sdk_lambda::operation::list_aliases::ListAliasesError;
@@ -30,7 +33,7 @@ use aws_smithy_runtime_api::http::Response;
 use crate::aws::aws_error;
 use crate::domain::config::FunctionConfig;
 use crate::error::AwsError;
-use crate::ports::{AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
+use crate::ports::{AliasState, AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
 
 /// The shortest pause between two polls after the first.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -110,14 +113,12 @@ impl LambdaApi {
         self
     }
 
-    /// `$LATEST` now; `None` if the function is missing.
+    /// `$LATEST` now, with the function's tags; `None` if the function is missing.
     async fn current(&self, function: &str) -> Result<Option<Revision>, AwsError> {
-        match self.client.get_function_configuration().function_name(function).send().await {
-            Ok(out) => Ok(Some(reported!(out).revision(function))),
-            Err(err) if service_error_is(&err, GetFunctionConfigurationError::is_resource_not_found_exception) => {
-                Ok(None)
-            }
-            Err(err) => Err(aws_error("GetFunctionConfiguration", function, &err)),
+        match self.client.get_function().function_name(function).send().await {
+            Ok(out) => Ok(Some(answered(&out, function))),
+            Err(err) if service_error_is(&err, GetFunctionError::is_resource_not_found_exception) => Ok(None),
+            Err(err) => Err(aws_error("GetFunction", function, &err)),
         }
     }
 
@@ -189,6 +190,28 @@ impl LambdaApi {
     }
 }
 
+/// The revision a `GetFunction` answer reports, with the function's tags.
+fn answered(out: &aws_sdk_lambda::operation::get_function::GetFunctionOutput, function: &str) -> Revision {
+    let mut revision = match out.configuration() {
+        Some(configuration) => reported!(configuration).revision(function),
+        // Lambda always answers with a configuration; without one there is nothing to compare.
+        None => Revision {
+            revision_id: String::new(),
+            code_sha256: String::new(),
+            status: UpdateStatus::Successful,
+            config: None,
+            tags: BTreeMap::new(),
+        },
+    };
+    revision.tags = tags(out);
+    revision
+}
+
+/// The function's tags in a `GetFunction` answer.
+fn tags(out: &aws_sdk_lambda::operation::get_function::GetFunctionOutput) -> BTreeMap<String, String> {
+    out.tags().map(|tags| tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+}
+
 impl Reported<'_> {
     fn revision(&self, function: &str) -> Revision {
         let status = match (self.state, self.last_update_status) {
@@ -228,6 +251,7 @@ impl Reported<'_> {
             code_sha256: self.code_sha256.unwrap_or_default().to_owned(),
             status,
             config,
+            tags: BTreeMap::new(),
         }
     }
 }
@@ -262,6 +286,27 @@ fn service_error_is<E>(err: &SdkError<E, Response>, predicate: fn(&E) -> bool) -
 impl Functions for LambdaApi {
     async fn latest(&self, function: &str) -> Result<Option<Revision>, AwsError> {
         self.current(function).await
+    }
+
+    async fn alias(&self, function: &str, alias: &str) -> Result<AliasState, AwsError> {
+        match self.client.get_function().function_name(function).qualifier(alias).send().await {
+            Ok(out) => {
+                let configuration = out.configuration();
+                Ok(AliasState::At {
+                    version: configuration.and_then(|c| c.version()).unwrap_or_default().to_owned(),
+                    code_sha256: configuration.and_then(|c| c.code_sha256()).unwrap_or_default().to_owned(),
+                    tags: tags(&out),
+                })
+            }
+            // Missing function or missing alias: Lambda answers both alike, so ask the function.
+            Err(err) if service_error_is(&err, GetFunctionError::is_resource_not_found_exception) => {
+                Ok(match self.current(function).await? {
+                    Some(revision) => AliasState::AliasMissing { tags: revision.tags },
+                    None => AliasState::FunctionMissing,
+                })
+            }
+            Err(err) => Err(aws_error("GetFunction", function, &err)),
+        }
     }
 
     async fn update_code(

@@ -8,7 +8,6 @@ use aws_sdk_cloudformation::Client;
 use aws_smithy_runtime_api::http::Response;
 
 use crate::aws::aws_error;
-use crate::domain::naming::MANAGED_TAG;
 use crate::error::AwsError;
 use crate::ports::{Parameter, StackState, Stacks, TemplateSource};
 
@@ -66,8 +65,8 @@ fn capabilities() -> Vec<Capability> {
     vec![Capability::CapabilityIam, Capability::CapabilityNamedIam]
 }
 
-fn tags() -> Vec<Tag> {
-    vec![Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1).build()]
+fn tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect()
 }
 
 fn split(template: &TemplateSource) -> (Option<String>, Option<String>) {
@@ -101,10 +100,21 @@ impl Stacks for CloudFormationApi {
                 .iter()
                 .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value().unwrap_or_default().to_owned())))
                 .collect(),
+            tags: found
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                .collect(),
         }))
     }
 
-    async fn create(&self, stack: &str, template: &TemplateSource, parameters_: &[Parameter]) -> Result<(), AwsError> {
+    async fn create(
+        &self,
+        stack: &str,
+        template: &TemplateSource,
+        parameters_: &[Parameter],
+        tags_: &[(String, String)],
+    ) -> Result<(), AwsError> {
         let (body, url) = split(template);
         self.client
             .create_stack()
@@ -113,7 +123,7 @@ impl Stacks for CloudFormationApi {
             .set_template_url(url)
             .set_parameters(Some(parameters(parameters_)))
             .set_capabilities(Some(capabilities()))
-            .set_tags(Some(tags()))
+            .set_tags(Some(tags(tags_)))
             .send()
             .await
             .map(drop)
@@ -125,6 +135,7 @@ impl Stacks for CloudFormationApi {
         stack: &str,
         template: &TemplateSource,
         parameters_: &[Parameter],
+        tags_: &[(String, String)],
     ) -> Result<bool, AwsError> {
         let (body, url) = split(template);
         let sent = self
@@ -135,7 +146,7 @@ impl Stacks for CloudFormationApi {
             .set_template_url(url)
             .set_parameters(Some(parameters(parameters_)))
             .set_capabilities(Some(capabilities()))
-            .set_tags(Some(tags()))
+            .set_tags(Some(tags(tags_)))
             .send()
             .await;
         match sent {

@@ -471,7 +471,22 @@ impl Manifest {
         let manifest = reader.manifest(root);
         let mut errors = reader.errors;
         match manifest {
-            Some(manifest) if errors.is_empty() => Ok(manifest),
+            Some(manifest) if errors.is_empty() => {
+                // Names that collide in a stage the manifest names literally show here already;
+                // any other stage is checked when it is deployed (`Plan`).
+                let collisions: Vec<ManifestError> = manifest
+                    .stages
+                    .keys()
+                    .filter(|stage| !stage.contains('*'))
+                    .filter_map(|stage| manifest.check_stage(stage).err())
+                    .flat_map(|e| e.errors)
+                    .collect();
+                if collisions.is_empty() {
+                    Ok(manifest)
+                } else {
+                    Err(fail(collisions))
+                }
+            }
             _ => {
                 // Stable: problems on one line keep the order they were found in.
                 errors.sort_by_key(|e| e.line.unwrap_or(0));
@@ -2358,6 +2373,24 @@ functions:
         .unwrap();
         let err = m.check_stage("dev").unwrap_err().to_string();
         assert!(err.contains("shop-dev-api, which is also the name of function dev-api"), "{err}");
+    }
+
+    #[test]
+    fn validate_refuses_names_that_collide_in_a_stage_the_manifest_names() {
+        let text = "\
+service: shop
+region: us-east-1
+functions:
+  dev-thumb: { code: a }
+  thumb: { code: b, instance_per_stage: true }
+stages:
+  STAGE: {}
+";
+        let err = parse(&text.replace("STAGE", "dev")).unwrap_err().to_string();
+        assert!(err.contains("functions.thumb"), "{err}");
+        assert!(err.contains("shop-dev-thumb, which is also the name of function dev-thumb"), "{err}");
+        assert!(parse(&text.replace("STAGE", "prod")).is_ok(), "no collision in stage prod");
+        assert!(parse(&text.replace("STAGE", "\"d*\"")).is_ok(), "a glob names no stage: Plan checks it");
     }
 
     #[test]

@@ -84,12 +84,76 @@ impl Owner {
     }
 }
 
+/// A stack or function aliasflow must not change: it belongs to someone else, as its tags say.
+/// Becomes `StepError::NotOwned`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotOwned {
+    /// The resource, e.g. `stack shop-dev`.
+    pub resource: String,
+    /// Who owns it, as its tags say.
+    pub owner: String,
+    /// What to do instead.
+    pub advice: String,
+}
+
+impl Owner {
+    /// Whether `resource`, carrying `tags`, is this owner's to change. Refuses a resource of
+    /// another service or stage, and one without aliasflow's service tag (made by someone else,
+    /// or by hand under aliasflow's name): names can collide (`shop-dev` the service, `shop`
+    /// stage `dev`), tags decide.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use functions::domain::naming::Owner;
+    /// let shop_dev: BTreeMap<_, _> = Owner::stage("shop", "dev").tags().into_iter().collect();
+    /// assert!(Owner::stage("shop", "dev").check("stack shop-dev", &shop_dev).is_ok());
+    /// let refused = Owner::service("shop-dev").check("stack shop-dev", &shop_dev).unwrap_err();
+    /// assert_eq!(refused.owner, "it belongs to stage dev of service shop");
+    /// assert!(Owner::service("shop").check("function shop-api", &BTreeMap::new()).is_err());
+    /// ```
+    pub fn check(&self, resource: &str, tags: &std::collections::BTreeMap<String, String>) -> Result<(), NotOwned> {
+        let Some(service) = tags.get(SERVICE_TAG) else {
+            return Err(NotOwned {
+                resource: resource.to_owned(),
+                owner: "it carries no aliasflow:service tag, so aliasflow did not create it for any service".to_owned(),
+                advice: "Delete or rename it if it is a leftover, or choose another service name.".to_owned(),
+            });
+        };
+        let found = Self { service: service.clone(), stage: tags.get(STAGE_TAG).cloned() };
+        if found == *self {
+            return Ok(());
+        }
+        let advice = if found.service == self.service {
+            format!("It is not {self}'s: a function's instance_per_stage setting or a stage name collides with it.")
+        } else {
+            format!("The names of service {} and {found} collide; choose another service name.", self.service)
+        };
+        Err(NotOwned { resource: resource.to_owned(), owner: format!("it belongs to {found}"), advice })
+    }
+}
+
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.stage {
             Some(stage) => write!(f, "stage {stage} of service {}", self.service),
             None => write!(f, "service {}", self.service),
         }
+    }
+}
+
+/// Who function `function_name` (manifest key `function`) of a deployment of `stage` belongs
+/// to: the stage, for its instance per stage (`<service>-<stage>-<fn>`); else the service.
+///
+/// ```
+/// use functions::domain::naming::{function_owner, Owner};
+/// assert_eq!(function_owner("shop", "dev", "thumb", "shop-dev-thumb"), Owner::stage("shop", "dev"));
+/// assert_eq!(function_owner("shop", "dev", "dev-thumb", "shop-dev-thumb"), Owner::service("shop"));
+/// ```
+pub fn function_owner(service: &str, stage: &str, function: &str, function_name: &str) -> Owner {
+    if function_name_unchecked(service, Some(stage), function) == function_name {
+        Owner::stage(service, stage)
+    } else {
+        Owner::service(service)
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::domain::manifest::{sub_variables, Manifest, DEFAULT_HANDLER};
+use crate::domain::naming::Owner;
 
 pub use service::service_template;
 pub use stage::stage_template;
@@ -107,8 +108,16 @@ fn log_group(name: &str) -> Value {
 /// A function definition with placeholder code; aliasflow sets the real code and configuration
 /// through the Lambda API.
 /// With `log_group_id` the function logs to that group of the same stack; without, aliasflow
-/// points it at the stage's group through the Lambda API.
-fn function(m: &Manifest, function: &str, name: &str, role: &Value, log_group_id: Option<&str>) -> Value {
+/// points it at the stage's group through the Lambda API. Tagged with `owner`, which aliasflow
+/// checks before it changes the function.
+fn function(
+    m: &Manifest,
+    function: &str,
+    name: &str,
+    role: &Value,
+    log_group_id: Option<&str>,
+    owner: &Owner,
+) -> Value {
     let handler = m.functions.get(function).map_or(DEFAULT_HANDLER, |f| f.handler.as_str());
     let mut properties = json!({
         "FunctionName": name,
@@ -116,7 +125,8 @@ fn function(m: &Manifest, function: &str, name: &str, role: &Value, log_group_id
         "Runtime": m.function_runtime(function),
         "Architectures": [m.function_architecture(function).as_str()],
         "Handler": handler,
-        "Code": { "S3Bucket": { "Ref": ARTIFACT_BUCKET }, "S3Key": { "Ref": PLACEHOLDER_KEY } }
+        "Code": { "S3Bucket": { "Ref": ARTIFACT_BUCKET }, "S3Key": { "Ref": PLACEHOLDER_KEY } },
+        "Tags": owner.tags().into_iter().map(|(key, value)| json!({ "Key": key, "Value": value })).collect::<Vec<_>>()
     });
     if let Some(id) = log_group_id {
         properties["LoggingConfig"] = json!({ "LogGroup": { "Ref": id } });

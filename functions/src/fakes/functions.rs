@@ -17,10 +17,10 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::config::FunctionConfig;
 use crate::error::AwsError;
-use crate::ports::{AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
+use crate::ports::{AliasState, AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
 
 /// Lambda of one region in memory. Operation names in knobs and counts are the AWS ones the
-/// adapter calls: `GetFunctionConfiguration`, `UpdateFunctionCode`,
+/// adapter calls: `GetFunction`, `GetFunctionConfiguration`, `UpdateFunctionCode`,
 /// `UpdateFunctionConfiguration`, `PublishVersion`, `UpdateAlias`, `CreateAlias`, `DeleteAlias`,
 /// `ListAliases`, `ListVersionsByFunction`, `DeleteFunction`, `AddPermission`, `GetPolicy`.
 #[derive(Debug, Default)]
@@ -57,6 +57,7 @@ struct Function {
     aliases: BTreeMap<String, String>,
     /// Alias -> statement id -> permission.
     permissions: BTreeMap<String, BTreeMap<String, Permission>>,
+    tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +131,7 @@ impl State {
                 f.status = status;
                 f.revision()
             }
-            None => Revision { revision_id, code_sha256: String::new(), status, config: None },
+            None => Revision { revision_id, code_sha256: String::new(), status, config: None, tags: BTreeMap::new() },
         }
     }
 }
@@ -146,16 +147,24 @@ impl Function {
             last_version: 0,
             aliases: BTreeMap::new(),
             permissions: BTreeMap::new(),
+            tags: BTreeMap::new(),
         }
     }
 
+    /// `$LATEST` as an update answers it: without tags.
     fn revision(&self) -> Revision {
         Revision {
             revision_id: self.revision_id.clone(),
             code_sha256: self.code_sha256.clone(),
             status: self.status.clone(),
             config: Some(self.config.clone()),
+            tags: BTreeMap::new(),
         }
+    }
+
+    /// `$LATEST` as `GetFunction` answers it: with the tags.
+    fn described(&self) -> Revision {
+        Revision { tags: self.tags.clone(), ..self.revision() }
     }
 
     fn has_version(&self, version: &str) -> bool {
@@ -168,8 +177,9 @@ impl FakeFunctions {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Creates function `name` with placeholder code and a default configuration, as a stack
-    /// would; an existing function is left as it is (a stack update never resets code).
+    /// Creates function `name` with placeholder code, a default configuration and no tags, as
+    /// someone other than aliasflow would; an existing function is left as it is (a stack update
+    /// never resets code).
     pub fn create_function(&self, name: &str) {
         let mut state = self.lock();
         if !state.functions.contains_key(name) {
@@ -184,6 +194,21 @@ impl FakeFunctions {
     pub fn create(self, name: &str) -> Self {
         self.create_function(name);
         self
+    }
+
+    /// [`create_function`](Self::create_function), then gives the function the tags of `owner`,
+    /// as aliasflow's stacks do.
+    pub fn create_owned(&self, name: &str, owner: &crate::domain::naming::Owner) {
+        self.create_function(name);
+        self.set_tags(name, owner.tags().into_iter().collect());
+    }
+
+    /// Replaces the tags of function `name` (a stack create or update applies the template's);
+    /// a missing function is left missing.
+    pub fn set_tags(&self, name: &str, tags: BTreeMap<String, String>) {
+        if let Some(function) = self.lock().functions.get_mut(name) {
+            function.tags = tags;
+        }
     }
 
     /// Deletes function `name` with its versions, aliases and permissions (a stack delete).
@@ -201,9 +226,9 @@ impl FakeFunctions {
         self.lock().functions.keys().cloned().collect()
     }
 
-    /// `$LATEST` of `name`, without counting a call.
+    /// `$LATEST` of `name` with its tags, without counting a call.
     pub fn peek(&self, name: &str) -> Option<Revision> {
-        self.lock().functions.get(name).map(Function::revision)
+        self.lock().functions.get(name).map(Function::described)
     }
 
     /// Tells the fake that the zip at `key` has code sha256 `sha256_base64` (what Lambda would
@@ -274,8 +299,34 @@ impl FakeFunctions {
 impl Functions for FakeFunctions {
     async fn latest(&self, function: &str) -> Result<Option<Revision>, AwsError> {
         let mut state = self.lock();
-        state.enter("GetFunctionConfiguration", function)?;
-        Ok(state.functions.get(function).map(Function::revision))
+        state.enter("GetFunction", function)?;
+        Ok(state.functions.get(function).map(Function::described))
+    }
+
+    async fn alias(&self, function: &str, alias: &str) -> Result<AliasState, AwsError> {
+        let mut state = self.lock();
+        state.enter("GetFunction", function)?;
+        let found = state.functions.get(function).map(|f| {
+            let version = f.aliases.get(alias).cloned();
+            let code_sha256 = version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+                .and_then(|n| f.versions.get(&n))
+                .map_or_else(|| f.code_sha256.clone(), |p| p.code_sha256.clone());
+            (version, code_sha256, f.tags.clone())
+        });
+        match found {
+            Some((Some(version), code_sha256, tags)) => Ok(AliasState::At { version, code_sha256, tags }),
+            // The adapter asks again without the alias to tell the two apart: count that call.
+            Some((None, _, tags)) => {
+                state.enter("GetFunction", function)?;
+                Ok(AliasState::AliasMissing { tags })
+            }
+            None => {
+                state.enter("GetFunction", function)?;
+                Ok(AliasState::FunctionMissing)
+            }
+        }
     }
 
     async fn update_code(
@@ -587,7 +638,7 @@ mod tests {
         let throttled: Vec<usize> = outcomes.iter().enumerate().filter(|(_, o)| o.is_err()).map(|(i, _)| i).collect();
         assert_eq!(throttled, [2, 5]);
         assert_eq!(outcomes[2].clone().unwrap_err(), ("ThrottlingException".to_owned(), true));
-        assert_eq!(fake.calls("GetFunctionConfiguration"), 6);
+        assert_eq!(fake.calls("GetFunction"), 6);
     }
 
     #[tokio::test]

@@ -66,6 +66,8 @@ struct Stack {
     outputs: BTreeMap<String, String>,
     /// Functions the stack created in the linked fake Lambda.
     functions: BTreeSet<String>,
+    /// The stack's tags.
+    tags: BTreeMap<String, String>,
     /// Failure reasons, newest first.
     failures: Vec<String>,
 }
@@ -153,6 +155,21 @@ impl Parsed {
         };
         let declared = self.template.get("Outputs").and_then(Value::as_object).into_iter().flatten();
         declared.filter_map(|(key, output)| Some((key.clone(), value(output.get("Value")?)))).collect()
+    }
+
+    /// The `Tags` (CloudFormation's Key/Value list) of each function [`functions`](Self::functions)
+    /// names, by function name: what the stack applies to the function.
+    fn function_tags(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let tagged = self.resources().filter_map(|(_, r)| {
+            let name = r.pointer("/Properties/FunctionName")?.as_str()?;
+            let list = r.pointer("/Properties/Tags").and_then(Value::as_array).cloned().unwrap_or_default();
+            let tags = list
+                .iter()
+                .filter_map(|tag| Some((scalar(tag.get("Key")?), scalar(tag.get("Value")?))))
+                .collect::<BTreeMap<_, _>>();
+            Some((name.to_owned(), tags))
+        });
+        tagged.collect()
     }
 
     /// The logical id the fake blames for an injected failure.
@@ -280,16 +297,19 @@ impl FakeStacks {
     }
 
     /// Creates and deletes functions in the linked fake Lambda so it holds `now` instead of
-    /// `before`.
-    fn sync_functions(&self, before: &BTreeSet<String>, now: &BTreeSet<String>) {
+    /// `before`, each of `now` with the tags the template gives it.
+    fn sync_functions(&self, before: &BTreeSet<String>, now: &BTreeMap<String, BTreeMap<String, String>>) {
         let Some(functions) = &self.functions else {
             return;
         };
-        for gone in before.difference(now) {
+        for gone in before.iter().filter(|f| !now.contains_key(*f)) {
             functions.delete_function(gone);
         }
-        for added in now.difference(before) {
-            functions.create_function(added);
+        for (function, tags) in now {
+            if !before.contains(function) {
+                functions.create_function(function);
+            }
+            functions.set_tags(function, tags.clone());
         }
     }
 }
@@ -303,10 +323,17 @@ impl Stacks for FakeStacks {
             status: s.status.clone(),
             reason: s.reason.clone(),
             outputs: s.outputs.clone(),
+            tags: s.tags.clone(),
         }))
     }
 
-    async fn create(&self, stack: &str, template: &TemplateSource, parameters: &[Parameter]) -> Result<(), AwsError> {
+    async fn create(
+        &self,
+        stack: &str,
+        template: &TemplateSource,
+        parameters: &[Parameter],
+        tags: &[(String, String)],
+    ) -> Result<(), AwsError> {
         let operation = "CreateStack";
         let functions = {
             let mut state = self.lock();
@@ -329,8 +356,10 @@ impl Stacks for FakeStacks {
                 parameters: parameters.to_vec(),
                 outputs: BTreeMap::new(),
                 functions: BTreeSet::new(),
+                tags: tags.iter().cloned().collect(),
                 failures: Vec::new(),
             };
+            let mut functions = BTreeMap::new();
             if state.failing.remove(stack) {
                 let resource = parsed.first_resource();
                 created.status = "ROLLBACK_COMPLETE".to_owned();
@@ -339,8 +368,8 @@ impl Stacks for FakeStacks {
             } else {
                 created.outputs = parsed.outputs(stack);
                 created.functions = parsed.functions().values().map(|f| (*f).to_owned()).collect();
+                functions = parsed.function_tags();
             }
-            let functions = created.functions.clone();
             state.stacks.insert(stack.to_owned(), created);
             functions
         };
@@ -348,7 +377,13 @@ impl Stacks for FakeStacks {
         Ok(())
     }
 
-    async fn update(&self, stack: &str, template: &TemplateSource, parameters: &[Parameter]) -> Result<bool, AwsError> {
+    async fn update(
+        &self,
+        stack: &str,
+        template: &TemplateSource,
+        parameters: &[Parameter],
+        tags: &[(String, String)],
+    ) -> Result<bool, AwsError> {
         let operation = "UpdateStack";
         let (before, now) = {
             let mut state = self.lock();
@@ -365,11 +400,14 @@ impl Stacks for FakeStacks {
                 return Err(validation(operation, stack, &message));
             }
             let parsed = Parsed::new(operation, stack, &body, parameters)?;
-            if current.template == body && current.parameters == parameters {
+            let tags: BTreeMap<String, String> = tags.iter().cloned().collect();
+            if current.template == body && current.parameters == parameters && current.tags == tags {
                 // CloudFormation's "No updates are to be performed."
                 return Ok(false);
             }
             let before = current.functions.clone();
+            // A failed update rolls back: its functions stay as they were.
+            let mut now = None;
             if fail {
                 let resource = parsed.first_resource();
                 current.status = "UPDATE_ROLLBACK_COMPLETE".to_owned();
@@ -382,14 +420,17 @@ impl Stacks for FakeStacks {
                 current.functions = parsed.functions().values().map(|f| (*f).to_owned()).collect();
                 current.template = body;
                 current.parameters = parameters.to_vec();
+                current.tags = tags;
+                now = Some(parsed.function_tags());
             }
-            let now = current.functions.clone();
             if fail {
                 state.failing.remove(stack);
             }
             (before, now)
         };
-        self.sync_functions(&before, &now);
+        if let Some(now) = now {
+            self.sync_functions(&before, &now);
+        }
         Ok(true)
     }
 
@@ -400,7 +441,7 @@ impl Stacks for FakeStacks {
             state.stacks.remove(stack)
         };
         if let Some(removed) = removed {
-            self.sync_functions(&removed.functions, &BTreeSet::new());
+            self.sync_functions(&removed.functions, &BTreeMap::new());
         }
         Ok(())
     }
@@ -448,7 +489,7 @@ mod tests {
     async fn a_created_stack_is_complete_at_once_with_outputs_by_simple_rules() {
         let fake = FakeStacks::default();
         assert_eq!(fake.describe("shop-dev").await.unwrap(), None);
-        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap();
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert!(state.succeeded());
         let outputs: BTreeMap<&str, &str> = state.outputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -470,12 +511,12 @@ mod tests {
     #[tokio::test]
     async fn parameters_the_template_does_not_declare_or_leaves_empty_are_refused() {
         let fake = FakeStacks::default();
-        let err = fake.create("shop-dev", &body(&template()), &[]).await.unwrap_err();
+        let err = fake.create("shop-dev", &body(&template()), &[], &[]).await.unwrap_err();
         assert_eq!(err.code, "ValidationError");
         assert!(err.message.contains("Stage"), "{err}");
         let mut extra = stage("dev");
         extra.push(Parameter { key: "Nope".into(), value: "x".into() });
-        let err = fake.create("shop-dev", &body(&template()), &extra).await.unwrap_err();
+        let err = fake.create("shop-dev", &body(&template()), &extra, &[]).await.unwrap_err();
         assert!(err.message.contains("Nope"), "{err}");
         assert_eq!(fake.describe("shop-dev").await.unwrap(), None);
     }
@@ -483,19 +524,19 @@ mod tests {
     #[tokio::test]
     async fn creating_an_existing_stack_or_updating_a_missing_one_is_refused() {
         let fake = FakeStacks::default();
-        let err = fake.update("shop", &body(&serde_json::json!({})), &[]).await.unwrap_err();
+        let err = fake.update("shop", &body(&serde_json::json!({})), &[], &[]).await.unwrap_err();
         assert_eq!(err.code, "ValidationError");
-        fake.create("shop", &body(&serde_json::json!({})), &[]).await.unwrap();
-        let err = fake.create("shop", &body(&serde_json::json!({})), &[]).await.unwrap_err();
+        fake.create("shop", &body(&serde_json::json!({})), &[], &[]).await.unwrap();
+        let err = fake.create("shop", &body(&serde_json::json!({})), &[], &[]).await.unwrap_err();
         assert_eq!(err.code, "AlreadyExistsException");
     }
 
     #[tokio::test]
     async fn an_update_that_changes_nothing_reports_false_and_a_change_true() {
         let fake = FakeStacks::default();
-        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
-        assert!(!fake.update("shop-dev", &body(&template()), &stage("dev")).await.unwrap());
-        assert!(fake.update("shop-dev", &body(&template()), &stage("qa")).await.unwrap());
+        fake.create("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap();
+        assert!(!fake.update("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap());
+        assert!(fake.update("shop-dev", &body(&template()), &stage("qa"), &[]).await.unwrap());
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert_eq!(state.status, "UPDATE_COMPLETE");
         assert_eq!(state.outputs["StageName"], "qa");
@@ -505,9 +546,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_update_rolls_back_and_names_the_resource() {
         let fake = FakeStacks::default();
-        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap();
         fake.fail_next("shop-dev");
-        assert!(fake.update("shop-dev", &body(&template()), &stage("qa")).await.unwrap());
+        assert!(fake.update("shop-dev", &body(&template()), &stage("qa"), &[]).await.unwrap());
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert_eq!(state.status, "UPDATE_ROLLBACK_COMPLETE");
         assert_eq!(state.outputs["StageName"], "dev", "the previous template still runs");
@@ -516,7 +557,10 @@ mod tests {
             ["Orders: injected failure (FakeStacks::fail_next)"]
         );
         assert_eq!(fake.last_parameters("shop-dev").unwrap(), stage("qa"), "what was sent is kept");
-        assert!(fake.update("shop-dev", &body(&template()), &stage("qa")).await.unwrap(), "only the next one fails");
+        assert!(
+            fake.update("shop-dev", &body(&template()), &stage("qa"), &[]).await.unwrap(),
+            "only the next one fails"
+        );
         assert_eq!(fake.describe("shop-dev").await.unwrap().unwrap().status, "UPDATE_COMPLETE");
     }
 
@@ -524,11 +568,11 @@ mod tests {
     async fn a_failed_create_ends_in_rollback_complete_which_cannot_be_updated() {
         let fake = FakeStacks::default();
         fake.fail_next("shop-dev");
-        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap();
         let state = fake.describe("shop-dev").await.unwrap().unwrap();
         assert_eq!(state.status, "ROLLBACK_COMPLETE");
         assert!(!state.succeeded());
-        let err = fake.update("shop-dev", &body(&template()), &stage("dev")).await.unwrap_err();
+        let err = fake.update("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap_err();
         assert_eq!(err.code, "ValidationError");
         fake.delete("shop-dev").await.unwrap();
         fake.delete("shop-dev").await.unwrap();
@@ -539,14 +583,14 @@ mod tests {
     async fn a_linked_fake_lambda_gets_the_functions_a_stack_declares_until_it_is_deleted() {
         let lambda = Arc::new(FakeFunctions::default());
         let fake = FakeStacks::default().with_functions(lambda.clone());
-        fake.create("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
+        fake.create("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap();
         assert!(lambda.latest("shop-dev-thumb").await.unwrap().is_some());
         let mut without = template();
         without["Resources"].as_object_mut().unwrap().remove("Thumb");
         without["Outputs"].as_object_mut().unwrap().remove("ThumbName");
-        fake.update("shop-dev", &body(&without), &stage("dev")).await.unwrap();
+        fake.update("shop-dev", &body(&without), &stage("dev"), &[]).await.unwrap();
         assert!(!lambda.exists("shop-dev-thumb"), "a function removed from the template is deleted");
-        fake.update("shop-dev", &body(&template()), &stage("dev")).await.unwrap();
+        fake.update("shop-dev", &body(&template()), &stage("dev"), &[]).await.unwrap();
         assert!(lambda.exists("shop-dev-thumb"));
         fake.delete("shop-dev").await.unwrap();
         assert!(!lambda.exists("shop-dev-thumb"));
@@ -556,12 +600,12 @@ mod tests {
     async fn a_template_url_needs_a_reader() {
         let fake = FakeStacks::default();
         let url = TemplateSource::Url("https://bucket.s3.amazonaws.com/t.json".into());
-        let err = fake.create("shop", &url, &[]).await.unwrap_err();
+        let err = fake.create("shop", &url, &[], &[]).await.unwrap_err();
         assert!(err.message.contains("read_templates_with"), "{err}");
         fake.read_templates_with(|url| {
             url.ends_with("t.json").then(|| r#"{"Outputs":{"A":{"Value":"a"}}}"#.to_owned())
         });
-        fake.create("shop", &url, &[]).await.unwrap();
+        fake.create("shop", &url, &[], &[]).await.unwrap();
         assert_eq!(fake.describe("shop").await.unwrap().unwrap().outputs["A"], "a");
         assert_eq!(fake.last_template("shop").unwrap(), r#"{"Outputs":{"A":{"Value":"a"}}}"#);
     }

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use crate::domain::config::FunctionConfig;
@@ -25,6 +27,48 @@ pub struct Revision {
     pub status: UpdateStatus,
     /// The configuration `$LATEST` has now, as far as aliasflow sets it.
     pub config: Option<FunctionConfig>,
+    /// The function's tags, whose it is ([`Owner::check`](crate::domain::naming::Owner::check)),
+    /// where the call reports them (`GetFunction`); empty after an update, whose answer has none.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Where one alias of a function points, as one `GetFunction` on the alias reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliasState {
+    /// There is no such function.
+    FunctionMissing,
+    /// The function exists (with these tags) but has no such alias.
+    AliasMissing {
+        /// The function's tags.
+        tags: BTreeMap<String, String>,
+    },
+    /// The alias points at `version`.
+    At {
+        /// The version the alias points at.
+        version: String,
+        /// That version's `CodeSha256` (base64).
+        code_sha256: String,
+        /// The function's tags.
+        tags: BTreeMap<String, String>,
+    },
+}
+
+impl AliasState {
+    /// The function's tags; `None` when the function is missing.
+    pub fn tags(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            Self::FunctionMissing => None,
+            Self::AliasMissing { tags } | Self::At { tags, .. } => Some(tags),
+        }
+    }
+
+    /// The version the alias points at, if it exists.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            Self::At { version, .. } => Some(version),
+            Self::FunctionMissing | Self::AliasMissing { .. } => None,
+        }
+    }
 }
 
 /// What an alias points at.
@@ -59,8 +103,11 @@ pub struct Permission {
 /// Lambda functions of one region: code, configuration, versions and aliases.
 #[async_trait]
 pub trait Functions: Send + Sync {
-    /// `$LATEST` as it is now; `None` if the function does not exist.
+    /// `$LATEST` as it is now, with the function's tags; `None` if the function does not exist.
     async fn latest(&self, function: &str) -> Result<Option<Revision>, AwsError>;
+    /// Where `alias` of `function` points, with the function's tags: one call when the alias
+    /// exists, a second only to tell a missing alias from a missing function.
+    async fn alias(&self, function: &str, alias: &str) -> Result<AliasState, AwsError>;
     /// Points `$LATEST` at the zip `bucket`/`key`.
     async fn update_code(
         &self,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 pub use artifacts::Artifacts;
 pub use executions::{Executions, HistoryEntry};
-pub use functions::{AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
+pub use functions::{AliasState, AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
 pub use history::{History, LockOutcome, Page};
 pub use stacks::{Parameter, StackState, Stacks, TemplateSource};
 

@@ -13,6 +13,8 @@ pub struct StackState {
     pub reason: Option<String>,
     /// Output key to value.
     pub outputs: BTreeMap<String, String>,
+    /// The stack's tags: whose it is (`Owner::check`).
+    pub tags: BTreeMap<String, String>,
 }
 
 impl StackState {
@@ -50,10 +52,23 @@ pub enum TemplateSource {
 pub trait Stacks: Send + Sync {
     /// The stack, `None` if it does not exist (or was deleted).
     async fn describe(&self, stack: &str) -> Result<Option<StackState>, AwsError>;
-    /// Starts creating the stack.
-    async fn create(&self, stack: &str, template: &TemplateSource, parameters: &[Parameter]) -> Result<(), AwsError>;
-    /// Starts updating the stack; `Ok(false)` when CloudFormation says there is nothing to update.
-    async fn update(&self, stack: &str, template: &TemplateSource, parameters: &[Parameter]) -> Result<bool, AwsError>;
+    /// Starts creating the stack, tagged with `tags`.
+    async fn create(
+        &self,
+        stack: &str,
+        template: &TemplateSource,
+        parameters: &[Parameter],
+        tags: &[(String, String)],
+    ) -> Result<(), AwsError>;
+    /// Starts updating the stack, its tags becoming `tags`; `Ok(false)` when CloudFormation says
+    /// there is nothing to update.
+    async fn update(
+        &self,
+        stack: &str,
+        template: &TemplateSource,
+        parameters: &[Parameter],
+        tags: &[(String, String)],
+    ) -> Result<bool, AwsError>;
     /// Starts deleting the stack; a missing stack is not an error.
     async fn delete(&self, stack: &str) -> Result<(), AwsError>;
     /// The reasons of the stack's failed resource events, newest first (for `StackFailed`).

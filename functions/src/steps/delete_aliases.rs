@@ -1,8 +1,10 @@
 //! `DeleteAliases` (remove): deletes the stage's alias from every shared function that may have
 //! one: those its active deployment recorded, and every shared function of the manifest (an
-//! interrupted deploy may have left an alias the history never recorded). The permissions on an
-//! alias go with it; instance-per-stage functions go with the stage stack. Safe to repeat: a
-//! missing alias is not an error.
+//! interrupted deploy may have left an alias the history never recorded). Each function's tags
+//! are read first (with the alias, one `GetFunction`): a function that is not the service's is
+//! refused with `NotOwned` before anything is deleted there. The permissions on an alias go with
+//! it; instance-per-stage functions go with the stage stack. Safe to repeat: a missing alias is
+//! not an error.
 
 use std::collections::BTreeSet;
 
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::manifest::Manifest;
 use crate::domain::naming;
 use crate::error::StepError;
-use crate::ports::Deps;
+use crate::ports::{AliasState, Deps};
 use crate::steps::state::FunctionPlan;
 
 /// What `DeleteAliases` reads of the state.
@@ -51,14 +53,20 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
             .map_err(|e| StepError::ManifestInvalid(e.to_string()))?;
         targets.insert((manifest.region.clone(), function_name));
     }
+    let owner = &naming::Owner::service(&manifest.service);
     let results =
         super::bounded(targets.into_iter().collect(), deps.settings.parallelism, |(region, function)| async move {
-            deps.regions.functions(&region).delete_alias(&function, stage).await?;
+            let lambda = deps.regions.functions(&region);
+            let AliasState::At { tags, .. } = lambda.alias(&function, stage).await? else {
+                return Ok(None);
+            };
+            owner.check(&format!("function {function}"), &tags)?;
+            lambda.delete_alias(&function, stage).await?;
             tracing::info!(%function, "alias deleted");
-            Ok::<_, StepError>(function)
+            Ok::<_, StepError>(Some(function))
         })
         .await;
-    let mut deleted = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut deleted: Vec<String> = results.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
     deleted.sort();
     Ok(Output { deleted })
 }

@@ -2,7 +2,8 @@
 //! stage template: stage resources, instance-per-stage functions, per-stage log groups, the API
 //! stage. Creating it creates the stage. The service stack's outputs arrive as parameters (this
 //! works across regions, where `ImportValue` does not). Skipped without a call when the recorded
-//! hash of template and parameters is unchanged. Safe to repeat.
+//! hash of template and parameters is unchanged; before a change the recorded hash is forgotten,
+//! so a run that dies meanwhile leaves the next one converging the stack. Safe to repeat.
 
 use std::collections::BTreeMap;
 
@@ -101,6 +102,13 @@ pub async fn run(input: Input, deps: &Deps) -> Result<StackResult, StepError> {
         .as_ref()
         .filter(|r| r.state == crate::domain::history::StageState::Active && r.region == input.region)
         .and_then(|r| r.template_hash.as_deref().map(|hash| (hash, &r.outputs)));
+    let changing = recorded.is_none_or(|(hash, _)| hash != target.hash());
+    if let Some(record) = input.stage_record.as_ref().filter(|r| changing && r.template_hash.is_some()) {
+        // The next run must not trust the recorded hash if this one dies while the stack changes
+        // (a stopped execution records nothing): forgetting it first makes that run converge the
+        // stack. Under the stage lock nobody else writes the record.
+        deps.history.put_stage(&StageRecord { template_hash: None, ..record.clone() }).await?;
+    }
     let result = converge(tools, &target, recorded).await?;
     // Kept whenever the stack left its recorded template, not only when this attempt changed
     // it: a retry after a lost answer finds the stack already updated.
@@ -130,6 +138,7 @@ mod tests {
     use super::*;
     use crate::domain::history::StageState;
     use crate::fakes::FakeAws;
+    use crate::ports::{History, Stacks};
     use crate::steps::fixtures::{manifest, REGION, SERVICE};
 
     fn input(stage_record: Option<StageRecord>, source: Option<Source>) -> Input {
@@ -157,6 +166,39 @@ mod tests {
             state: StageState::Active,
             ..StageRecord::new(SERVICE, "dev", REGION)
         }
+    }
+
+    #[tokio::test]
+    async fn a_stack_of_another_service_under_the_stages_name_is_refused_untouched() {
+        let aws = FakeAws::default();
+        let stacks = aws.regions.fake_stacks(REGION);
+        let body = crate::ports::TemplateSource::Body(r#"{"Resources":{}}"#.into());
+        let theirs = naming::Owner::service("shop-dev").tags();
+        stacks.create("shop-dev", &body, &[], &theirs).await.unwrap();
+        let err = run(input(None, None), &aws.deps()).await.unwrap_err();
+        assert_eq!(err.error_type(), "NotOwned");
+        assert!(err.to_string().contains("stack shop-dev") && err.to_string().contains("service shop-dev"), "{err}");
+        assert_eq!(stacks.calls("UpdateStack") + stacks.calls("DeleteStack"), 0);
+        assert_eq!(stacks.last_template("shop-dev").as_deref(), Some(r#"{"Resources":{}}"#));
+        assert!(aws.artifacts.keys().is_empty(), "nothing staged or kept");
+    }
+
+    #[tokio::test]
+    async fn a_stack_change_forgets_the_recorded_hash_first_so_a_run_that_dies_is_converged_next() {
+        let aws = FakeAws::default();
+        let first = run(input(None, None), &aws.deps()).await.unwrap();
+        let record = recorded(&first);
+        aws.history.put_stage(&record).await.unwrap();
+        let mut changed = input(Some(record.clone()), None);
+        changed.manifest.stage_outputs.insert("Extra".into(), serde_json::json!({ "Value": "x" }));
+        // The stack update fails: the run ends here, as one killed during the change would.
+        aws.regions.fake_stacks(REGION).fail_next("shop-dev");
+        run(changed, &aws.deps()).await.unwrap_err();
+        let stored = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        assert_eq!(stored.template_hash, None, "the next run cannot skip the stack");
+        let unchanged = run(input(Some(record), None), &aws.deps()).await.unwrap();
+        assert_eq!(unchanged.operation, "none", "an unchanged stack writes nothing");
+        assert_eq!(aws.history.stage(SERVICE, "dev").await.unwrap().unwrap().template_hash, None);
     }
 
     #[tokio::test]

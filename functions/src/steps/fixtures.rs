@@ -9,6 +9,7 @@ use crate::domain::history::{
     Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, StageRecord, VersionRecord,
 };
 use crate::domain::manifest::Manifest;
+use crate::domain::naming::Owner;
 use crate::fakes::{FakeAws, FakeFunctions};
 use crate::ports::{Functions, History};
 
@@ -23,9 +24,19 @@ pub fn manifest() -> Manifest {
     Manifest::load(&path).unwrap()
 }
 
-/// Publishes code `key` on `function` (created if missing) and returns the version.
+/// Who a fixture function belongs to, as aliasflow's stacks tag it: `shop-<stage>-thumbnailer`
+/// (the example's instance per stage) is the stage's, any other the service's.
+pub fn owner(function: &str) -> Owner {
+    match function.strip_prefix("shop-").and_then(|rest| rest.strip_suffix("-thumbnailer")) {
+        Some(stage) => Owner::stage(SERVICE, stage),
+        None => Owner::service(SERVICE),
+    }
+}
+
+/// Publishes code `key` on `function` (created, tagged as its stack would, if missing) and
+/// returns the version.
 pub async fn publish(lambda: &FakeFunctions, function: &str, key: &str) -> String {
-    lambda.create_function(function);
+    lambda.create_owned(function, &owner(function));
     let revision = lambda.update_code(function, "bucket", key, "arm64").await.unwrap();
     lambda.publish(function, &revision.code_sha256, &revision.revision_id, "").await.unwrap().version
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::domain::config::{self, Bindings, FunctionConfig};
 use crate::domain::history::{FunctionRecord, VersionRecord};
 use crate::domain::manifest::Manifest;
+use crate::domain::naming::{self, Owner};
 use crate::error::StepError;
 use crate::ports::{Deps, Functions, LockOutcome, Revision, UpdateStatus};
 use crate::steps::state::{FunctionPlan, Published, StackResult};
@@ -129,18 +130,21 @@ async fn publish(input: &Input, config: &FunctionConfig, deps: &Deps) -> Result<
     let function = &input.function;
     let name = function.function_name.as_str();
     let lambda = deps.regions.functions(&function.region);
-    let (revision, _) = apply(lambda.as_ref(), function, config, deps).await?;
+    let owner = naming::function_owner(&input.service, &input.stage, &function.name, name);
+    let (revision, _) = apply(lambda.as_ref(), function, config, &owner, deps).await?;
     let description = format!("aliasflow {} {}", input.stage, &function.artifact.code_sha256);
     let version = lambda.publish(name, &revision.code_sha256, &revision.revision_id, &description).await?;
     Ok(version.version)
 }
 
 /// Brings `$LATEST` of the planned function to its artifact and `config`, calling only for what
-/// differs; returns `$LATEST` after that, and whether anything changed.
+/// differs, once its tags say it is `owner`'s; returns `$LATEST` after that, and whether
+/// anything changed.
 pub(crate) async fn apply(
     lambda: &dyn Functions,
     function: &FunctionPlan,
     config: &FunctionConfig,
+    owner: &Owner,
     deps: &Deps,
 ) -> Result<(Revision, bool), StepError> {
     let name = function.function_name.as_str();
@@ -150,12 +154,15 @@ pub(crate) async fn apply(
             function.region
         ))
     })?;
+    owner.check(&format!("function {name}"), &latest.tags)?;
     let mut revision = latest.clone();
+    let mut changed = false;
     let architecture_changed = latest.config.as_ref().is_none_or(|c| c.architecture != config.architecture);
     if latest.code_sha256 != function.artifact.code_sha256 || architecture_changed {
         revision =
             lambda.update_code(name, &deps.settings.bucket, &function.artifact.key, &config.architecture).await?;
         settled(name, &revision)?;
+        changed = true;
     }
     // The architecture is set with the code above; UpdateFunctionConfiguration cannot change it,
     // so it must not make this call forever (moto even ignores it and reports x86_64).
@@ -166,6 +173,7 @@ pub(crate) async fn apply(
     if !same_config {
         revision = lambda.update_config(name, config).await?;
         settled(name, &revision)?;
+        changed = true;
     }
     if revision.code_sha256 != function.artifact.code_sha256 {
         return Err(StepError::FunctionUpdateFailed {
@@ -176,7 +184,6 @@ pub(crate) async fn apply(
             ),
         });
     }
-    let changed = revision != latest;
     Ok((revision, changed))
 }
 
@@ -261,7 +268,7 @@ mod tests {
         // Collected between Plan and this step: record and version gone.
         aws.history.delete_version(SERVICE, &known).await.unwrap();
         let lambda = aws.regions.fake_functions(REGION);
-        lambda.create_function("shop-worker");
+        lambda.create_owned("shop-worker", &Owner::service(SERVICE));
         lambda.know_artifact(KEY, SHA);
         let before = Utc::now();
         let published = run(input(vec![known]), &aws.deps()).await.unwrap();
@@ -271,6 +278,32 @@ mod tests {
         assert_eq!(stored.len(), 1, "{stored:?}");
         assert_eq!(stored[0].version, published.record.version);
         assert!(stored[0].used_at >= before, "catalogued as used now: {stored:?}");
+    }
+
+    #[tokio::test]
+    async fn a_function_without_aliasflows_tags_is_refused_before_any_change() {
+        let aws = FakeAws::default();
+        let lambda = aws.regions.fake_functions(REGION);
+        // Made by hand under the name the manifest gives the worker: no aliasflow tags.
+        lambda.create_function("shop-worker");
+        let before = lambda.peek("shop-worker");
+        let err = run(input(Vec::new()), &aws.deps()).await.unwrap_err();
+        assert_eq!(err.error_type(), "NotOwned");
+        assert!(err.to_string().contains("function shop-worker") && err.to_string().contains("no aliasflow"), "{err}");
+        assert_eq!(lambda.peek("shop-worker"), before);
+        assert_eq!(lambda.calls("UpdateFunctionCode") + lambda.calls("PublishVersion"), 0);
+        assert!(aws.history.versions(SERVICE).await.unwrap().is_empty(), "nothing catalogued");
+    }
+
+    #[tokio::test]
+    async fn a_function_of_a_stage_is_not_a_shared_functions_to_change() {
+        let aws = FakeAws::default();
+        let lambda = aws.regions.fake_functions(REGION);
+        lambda.create_owned("shop-worker", &Owner::stage(SERVICE, "dev"));
+        let err = run(input(Vec::new()), &aws.deps()).await.unwrap_err();
+        assert_eq!(err.error_type(), "NotOwned");
+        assert!(err.to_string().contains("stage dev of service shop"), "{err}");
+        assert_eq!(lambda.calls("UpdateFunctionCode"), 0);
     }
 
     #[tokio::test]

@@ -35,6 +35,8 @@ pub struct Output {
 #[tracing::instrument(name = "ReapplyLatest", skip_all, fields(stage = %input.stage))]
 pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     let stage = input.stage.as_str();
+    // Only the stage's own functions are re-applied.
+    let owner = &naming::Owner::stage(&input.service, stage);
     let instances: Vec<(FunctionPlan, String)> = input
         .functions
         .into_iter()
@@ -50,7 +52,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         let config = lambda.config_of(name, &version).await?.ok_or_else(|| {
             StepError::Conflict(format!("version {version} of {name} does not exist; deploy stage {stage} instead"))
         })?;
-        let (_, changed) = apply(lambda.as_ref(), &function, &config, deps).await?;
+        let (_, changed) = apply(lambda.as_ref(), &function, &config, owner, deps).await?;
         if changed {
             tracing::info!(function = name, %version, "$LATEST re-applied");
         }

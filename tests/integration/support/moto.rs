@@ -40,12 +40,19 @@ fn workspace() -> PathBuf {
 
 fn server() -> &'static Server {
     SERVER.get_or_init(|| {
-        let binary = workspace().join(".venv/bin/moto_server");
-        assert!(binary.exists(), "{} is missing: run scripts/setup-local-aws.sh", binary.display());
+        let python = workspace().join(".venv/bin/python");
+        assert!(python.exists(), "{} is missing: run scripts/setup-local-aws.sh", python.display());
+        // moto's server with CloudFormation's function tags, which aliasflow's ownership checks
+        // read (see the script).
+        let launcher = workspace().join("scripts/moto-server.py");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let mut child = Command::new("sh")
-            .args(["-c", "\"$0\" -H 127.0.0.1 -p \"$1\" >/dev/null 2>&1 & pid=$!; read -r _; kill $pid; wait $pid"])
-            .arg(&binary)
+            .args([
+                "-c",
+                "\"$0\" \"$1\" -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & pid=$!; read -r _; kill $pid; wait $pid",
+            ])
+            .arg(&python)
+            .arg(&launcher)
             .arg(port.to_string())
             .stdin(Stdio::piped())
             .spawn()

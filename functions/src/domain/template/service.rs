@@ -49,7 +49,10 @@ pub fn service_template(m: &Manifest) -> Value {
         if let Some(log_group_id) = &log_group_id {
             resources.insert(log_group_id.clone(), log_group(&naming::log_group_name(&m.service, None, name)));
         }
-        resources.insert(format!("{id}Function"), function(m, name, &physical, &role, log_group_id.as_deref()));
+        resources.insert(
+            format!("{id}Function"),
+            function(m, name, &physical, &role, log_group_id.as_deref(), &naming::Owner::service(&m.service)),
+        );
     }
     resources.extend(m.resources.iter().map(|(id, resource)| (id.clone(), resource.clone())));
 

@@ -51,7 +51,8 @@ pub fn stage_template(m: &Manifest, stage: &str) -> Value {
         let physical = naming::function_name_unchecked(&m.service, Some(stage), name);
         let log_group_id = format!("{id}LogGroup");
         resources.insert(log_group_id.clone(), log_group(&naming::default_log_group_name(&physical)));
-        resources.insert(format!("{id}Function"), function(m, name, &physical, &role, Some(&log_group_id)));
+        let owner = naming::Owner::stage(&m.service, stage);
+        resources.insert(format!("{id}Function"), function(m, name, &physical, &role, Some(&log_group_id), &owner));
     }
     if !instances.is_empty() {
         referenced_names(&role, &mut used);
