@@ -354,7 +354,7 @@ mod tests {
         let mut dev = deploys(&aws, "dev", 2).await;
         dev[0].stage_template_hash = Some("template-0".into());
         let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
-        aws.history.record(&dev[0], &stage).await.unwrap();
+        crate::steps::fixtures::commit_held(&aws, &dev[0], &stage).await;
         let err = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap_err();
         assert_eq!(err.error_type(), "Conflict");
         assert!(err.to_string().contains("deploy stage dev instead"), "{err}");
