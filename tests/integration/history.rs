@@ -102,6 +102,11 @@ async fn service_and_stage_records_round_trip() {
     assert_eq!(history.stages("shop").await.unwrap().len(), 2, "forgetting the service keeps its stages");
 }
 
+/// [`held_record`] that must commit.
+async fn committed(history: &DynamoHistory, deployment: &Deployment, stage: &StageRecord) {
+    assert_eq!(held_record(history, deployment, stage).await.unwrap(), Commit::Written);
+}
+
 /// Records `deployment` as its execution does: holding the stage lock.
 async fn held_record(history: &DynamoHistory, deployment: &Deployment, stage: &StageRecord) -> Result<Commit, AwsError> {
     let name = format!("stage:{}", deployment.stage);
@@ -118,7 +123,7 @@ async fn record_is_idempotent_for_its_execution_and_all_or_nothing_against_anoth
     let first = deployment("dev", 1, "exec-1");
     assert_eq!(held_record(&history, &first, &stage_after("dev", 1)).await.unwrap(), Commit::Written);
     // A retried step writes the same deployment again.
-    held_record(&history, &first, &stage_after("dev", 1)).await.unwrap();
+    committed(&history, &first, &stage_after("dev", 1)).await;
     assert_eq!(history.deployment("shop", "dev", 1).await.unwrap(), Some(first.clone()));
 
     // Another execution that computed the same id writes neither its deployment nor its stage.
@@ -163,10 +168,10 @@ async fn only_the_lock_holder_commits_in_the_same_transaction() {
 async fn deployments_list_newest_first_across_pages_and_prune() {
     let (_account, _, history) = bootstrapped().await;
     for id in 1..=7 {
-        held_record(&history, &deployment("dev", id, &format!("exec-{id}")), &stage_after("dev", id)).await.unwrap();
+        committed(&history, &deployment("dev", id, &format!("exec-{id}")), &stage_after("dev", id)).await;
     }
     // A stage whose name starts like `dev` must not leak into dev's pages.
-    held_record(&history, &deployment("dev2", 1, "exec-x"), &stage_after("dev2", 1)).await.unwrap();
+    committed(&history, &deployment("dev2", 1, "exec-x"), &stage_after("dev2", 1)).await;
 
     let first = history.deployments("shop", "dev", 3, None).await.unwrap();
     assert_eq!(ids(&first.items), [7, 6, 5]);

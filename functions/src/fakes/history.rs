@@ -147,7 +147,8 @@ const TABLE: &str = "table aliasflow-history (fake)";
 
 impl FakeHistory {
     /// The next `times` calls of `operation` (a method name of [`History`]) fail with AWS error
-    /// `code` and change nothing.
+    /// `code` and change nothing. `release <lease name>` (e.g. `release stage:dev`) fails only
+    /// the releases of that lease.
     pub fn fail_next(&self, operation: &str, times: usize, code: &str) {
         self.calls.inject(operation, times, code, Strike::Before);
     }
@@ -411,6 +412,11 @@ impl History for FakeHistory {
     }
 
     async fn release(&self, service: &str, name: &str, owner: &str) -> Result<bool, AwsError> {
+        // Faults queued for `release <name>` strike the releases of that lease alone (the
+        // stage lock's, not the publish leases' that a deploy releases before it).
+        if let Some((code, Strike::Before)) = self.calls.enter(&format!("release {name}")) {
+            return Err(injected("DeleteItem", TABLE, &code));
+        }
         self.call("release", "DeleteItem", |t| {
             let key = (service.to_owned(), name.to_owned());
             if t.locks.get(&key).is_some_and(|l| l.owner == owner) {
