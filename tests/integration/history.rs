@@ -104,16 +104,20 @@ async fn service_and_stage_records_round_trip() {
 
 /// [`held_record`] that must commit.
 async fn committed(history: &DynamoHistory, deployment: &Deployment, stage: &StageRecord) {
-    assert_eq!(held_record(history, deployment, stage).await.unwrap(), Commit::Written);
+    assert_eq!(held_record(history, deployment, stage).await.expect("moto answers"), Commit::Written);
 }
 
 /// Records `deployment` as its execution does: holding the stage lock.
-async fn held_record(history: &DynamoHistory, deployment: &Deployment, stage: &StageRecord) -> Result<Commit, AwsError> {
+async fn held_record(
+    history: &DynamoHistory,
+    deployment: &Deployment,
+    stage: &StageRecord,
+) -> Result<Commit, AwsError> {
     let name = format!("stage:{}", deployment.stage);
     let lease = Duration::from_secs(60);
-    history.acquire("shop", &name, &deployment.execution, lease, Utc::now()).await.unwrap();
+    history.acquire("shop", &name, &deployment.execution, lease, Utc::now()).await.expect("moto answers");
     let commit = history.record(deployment, stage, &name).await;
-    history.release("shop", &name, &deployment.execution).await.unwrap();
+    history.release("shop", &name, &deployment.execution).await.expect("moto answers");
     commit
 }
 

@@ -186,7 +186,10 @@ impl Deployment {
     /// runs and `unlock`/`remove` rows record no code to return to.
     pub fn is_rollback_target(&self) -> bool {
         self.status == DeploymentStatus::Succeeded
-            && matches!(self.kind, DeploymentKind::Deploy | DeploymentKind::Rollback | DeploymentKind::Reset | DeploymentKind::Clone)
+            && matches!(
+                self.kind,
+                DeploymentKind::Deploy | DeploymentKind::Rollback | DeploymentKind::Reset | DeploymentKind::Clone
+            )
     }
 
     /// Whether the stage runs the same code here as in `other`: the same functions, each at the
@@ -296,8 +299,7 @@ mod tests {
     }
 
     fn newest_first(rows: &[(DeploymentKind, DeploymentStatus)]) -> Vec<Deployment> {
-        let mut rows: Vec<Deployment> =
-            rows.iter().enumerate().map(|(i, (k, s))| row(i as u64 + 1, *k, *s)).collect();
+        let mut rows: Vec<Deployment> = rows.iter().enumerate().map(|(i, (k, s))| row(i as u64 + 1, *k, *s)).collect();
         rows.reverse();
         rows
     }
@@ -308,7 +310,7 @@ mod tests {
     #[test]
     fn failed_rows_never_push_a_rollback_target_out() {
         let mut kinds = vec![(Deploy, Succeeded), (Deploy, Succeeded)];
-        kinds.extend(std::iter::repeat((Deploy, Failed)).take(10));
+        kinds.extend(std::iter::repeat_n((Deploy, Failed), 10));
         assert!(prunable(&newest_first(&kinds), 2, Some(2)).is_empty(), "two targets, retain 2: all stay");
         kinds.push((Deploy, Succeeded));
         assert_eq!(prunable(&newest_first(&kinds), 2, Some(13)), [1], "the third target goes, nothing newer");

@@ -56,7 +56,7 @@ async fn stale(input: &Input, deps: &Deps) -> Result<Option<String>, StepError> 
     let Some(reason) = changed(input.stage_record.as_ref(), now.as_ref()) else { return Ok(None) };
     // This execution's own commit is no change: a repeated invocation after it recorded.
     let own = deps.history.deployment(&input.service, &input.stage, input.deployment_id).await?;
-    Ok((!own.is_some_and(|d| d.execution == input.owner)).then_some(reason))
+    Ok(own.is_none_or(|d| d.execution != input.owner).then_some(reason))
 }
 
 /// How `now` differs from `planned` in what a plan rests on: the state, the active deployment,
@@ -68,7 +68,9 @@ fn changed(planned: Option<&StageRecord>, now: Option<&StageRecord>) -> Option<S
     };
     match (planned, now) {
         (None, None) => None,
-        (Some(p), Some(n)) if (p.state, p.active, p.next_id, &p.region) == (n.state, n.active, n.next_id, &n.region) => {
+        (Some(p), Some(n))
+            if (p.state, p.active, p.next_id, &p.region) == (n.state, n.active, n.next_id, &n.region) =>
+        {
             None
         }
         (None, Some(n)) => Some(format!("planned as a new stage, it is now {}", describe(n))),

@@ -57,7 +57,12 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         deps.history.release(&input.service, &name, &input.owner).await?;
         if let (Some(lock), true) = (holder, recorded) {
             tracing::warn!(stage = %record.stage, holder = %lock.owner, expired_at = %lock.expires_at, "stale lock broken");
-            output.broken.push(format!("{}: {} (expired at {})", record.stage, lock.owner, lock.expires_at.to_rfc3339()));
+            output.broken.push(format!(
+                "{}: {} (expired at {})",
+                record.stage,
+                lock.owner,
+                lock.expires_at.to_rfc3339()
+            ));
         }
     }
     Ok(output)
@@ -182,7 +187,10 @@ mod tests {
         });
         let output = run(input(), &aws.deps()).await.unwrap();
         assert!(output.broken.is_empty());
-        assert_eq!(aws.history.lock(SERVICE, "stage:dev").await.unwrap().map(|l| l.owner).as_deref(), Some("exec-slow"));
+        assert_eq!(
+            aws.history.lock(SERVICE, "stage:dev").await.unwrap().map(|l| l.owner).as_deref(),
+            Some("exec-slow")
+        );
         assert_eq!(aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items.len(), 1, "no unlock row");
     }
 }

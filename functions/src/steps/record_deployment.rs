@@ -290,7 +290,10 @@ mod tests {
                 name: "api".into(),
                 function_name: "shop-api".into(),
                 region: REGION.into(),
-                artifact: ArtifactRef { key: published.artifact_key.clone(), code_sha256: published.code_sha256.clone() },
+                artifact: ArtifactRef {
+                    key: published.artifact_key.clone(),
+                    code_sha256: published.code_sha256.clone(),
+                },
                 previous: Some(before),
                 known: Vec::new(),
             }],
@@ -328,7 +331,11 @@ mod tests {
         assert!(output.warnings[0].contains("AccessDeniedException"), "{:?}", output.warnings);
         let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
         assert_eq!(stage.active, Some(2));
-        assert_eq!(aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items.len(), 2, "kept: pruned next time");
+        assert_eq!(
+            aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items.len(),
+            2,
+            "kept: pruned next time"
+        );
     }
 
     #[tokio::test]
