@@ -41,9 +41,9 @@ enum Scope {
 }
 
 const HISTORY_READ: &[&str] = &["dynamodb:GetItem", "dynamodb:Query"];
-/// `History::record` is a TransactWriteItems of two Puts: IAM checks `PutItem` for each, and
-/// reads the refused item back with `GetItem`.
-const HISTORY_RECORD: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem"];
+/// `History::record` is a TransactWriteItems of a lock check and two Puts: IAM checks
+/// `ConditionCheckItem` and `PutItem` for them, and reads the refused item back with `GetItem`.
+const HISTORY_RECORD: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"];
 const LEASES: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"];
 const STACK_CHANGES: &[&str] = &[
     "cloudformation:DescribeStacks",
@@ -172,7 +172,13 @@ fn grants(step: &str) -> &'static [Grant] {
         ],
         "BreakStaleLocks" => &[Grant {
             sid: "LocksAndHistory",
-            actions: &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+            actions: &[
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:ConditionCheckItem",
+            ],
             on: Scope::Table,
         }],
         other => panic!("no IAM grants for step {other}: add its AWS calls to `grants` in functions/src/infra.rs"),
@@ -475,6 +481,10 @@ fn step_resources(step: &str, resources: &mut Map<String, Value>) {
     let mut statements =
         vec![allow("OwnLogs", &["logs:CreateLogStream", "logs:PutLogEvents"], json!([get_att(&log_group, "Arn")]))];
     statements.extend(grants(step).iter().map(|g| allow(g.sid, g.actions, scope(&g.on))));
+    if crate::steps::lease::UNDER_STAGE_LOCK.contains(&step) {
+        // `steps::run` renews the stage lease before these steps: a read, then a conditional put.
+        statements.push(allow("StageLease", &["dynamodb:GetItem", "dynamodb:PutItem"], scope(&Scope::Table)));
+    }
     // The default ServiceNamePattern `*` also matches the deployer's own functions and stack:
     // what a step may do to the services' resources it may not do to the deployer's.
     let managed: Vec<&str> = grants(step)

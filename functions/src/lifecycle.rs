@@ -139,15 +139,31 @@ async fn rollback(to: Option<u64>, live: &StageRecord, now: StageNow<'_>, deps: 
     let target = match to {
         Some(id) => chosen(id, active, now, deps).await?,
         None => {
-            let id = active
-                .rollback_to
-                .ok_or_else(|| nothing(format!("its active deployment {} has no deployment before it", active.id)))?;
-            deps.history.deployment(now.service, stage, id).await?.ok_or_else(|| {
-                nothing(format!(
-                    "deployment {id}, the one before the active deployment {}, is no longer retained (manifest `retain`)",
-                    active.id
-                ))
-            })?
+            // Walk back past deployments that run the active code (a redeploy of the same code,
+            // a rollback to it): a rollback always moves to different code.
+            let mut from = active.clone();
+            loop {
+                let id = from.rollback_to.ok_or_else(|| {
+                    if from.id == active.id {
+                        nothing(format!("its active deployment {} has no deployment before it", active.id))
+                    } else {
+                        nothing(format!(
+                            "every deployment before the active deployment {} down to {} runs the same code",
+                            active.id, from.id
+                        ))
+                    }
+                })?;
+                let target = deps.history.deployment(now.service, stage, id).await?.ok_or_else(|| {
+                    nothing(format!(
+                        "deployment {id}, the one before deployment {}, is no longer retained (manifest `retain`)",
+                        from.id
+                    ))
+                })?;
+                if !target.same_code(active) {
+                    break target;
+                }
+                from = target;
+            }
         }
     };
     let restore_stack = target.stage_template_hash.clone().filter(|hash| live.template_hash.as_ref() != Some(hash));
@@ -349,12 +365,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rollback_walks_past_deployments_that_run_the_active_code() {
+        let aws = FakeAws::default();
+        let dev = deploys(&aws, "dev", 2).await;
+        // Deployment 3 redeployed deployment 2's code (say, a stack change only).
+        let mut same = dev[1].clone();
+        (same.id, same.rollback_to, same.execution) = (3, Some(2), "exec-dev-3".into());
+        let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        let stage = crate::domain::history::StageRecord { active: Some(3), next_id: 4, ..stage };
+        crate::steps::fixtures::commit_held(&aws, &same, &stage).await;
+        let planned = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap();
+        assert_eq!(planned.source.unwrap().deployment, 1, "not 2: it runs the code of 3");
+
+        let aws = FakeAws::default();
+        let dev = deploys(&aws, "dev", 1).await;
+        let mut same = dev[0].clone();
+        (same.id, same.rollback_to, same.execution) = (2, Some(1), "exec-dev-2".into());
+        let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        let stage = crate::domain::history::StageRecord { active: Some(2), next_id: 3, ..stage };
+        crate::steps::fixtures::commit_held(&aws, &same, &stage).await;
+        let err = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap_err();
+        assert_eq!(err.error_type(), "NothingToRollBack");
+        assert!(err.to_string().contains("same code"), "{err}");
+    }
+
+    #[tokio::test]
     async fn a_rollback_across_a_stack_change_restores_the_kept_template_and_refuses_without_it() {
         let aws = FakeAws::default();
         let mut dev = deploys(&aws, "dev", 2).await;
         dev[0].stage_template_hash = Some("template-0".into());
         let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
-        aws.history.record(&dev[0], &stage).await.unwrap();
+        crate::steps::fixtures::commit_held(&aws, &dev[0], &stage).await;
         let err = plan(&aws, "rollback", json!({ "stage": "dev" })).await.unwrap_err();
         assert_eq!(err.error_type(), "Conflict");
         assert!(err.to_string().contains("deploy stage dev instead"), "{err}");

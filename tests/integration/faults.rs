@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aliasflow::engine;
 use base64::Engine as _;
-use functions::domain::history::{Deployment, DeploymentStatus};
+use functions::domain::history::{Deployment, DeploymentStatus, Lock};
 use functions::domain::manifest::Manifest;
 use functions::domain::naming;
 use functions::fakes::{FakeAws, FakeFunctions};
@@ -59,12 +59,21 @@ impl FakeWorld {
 
     /// Runs `deploy.asl.json` to the end.
     pub(crate) async fn deploy(&self, stage: &str) -> (Execution, Vec<Event>) {
+        self.run("deploy", self.request(stage)).await
+    }
+
+    /// Runs `rollback.asl.json` on `stage` to the end.
+    async fn rollback(&self, stage: &str) -> Execution {
+        self.run("rollback", json!({ "stage": stage, "manifest": self.manifest })).await.0
+    }
+
+    /// Runs the definition of `operation` on `request` to the end.
+    async fn run(&self, operation: &str, request: Value) -> (Execution, Vec<Event>) {
         let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
         let clock = Arc::new(InstantClock::new());
-        let execution =
-            engine::run_local_with_clock("deploy", REGION, self.request(stage), self.aws.deps(), events, clock)
-                .await
-                .expect("the definition loads");
+        let execution = engine::run_local_with_clock(operation, REGION, request, self.aws.deps(), events, clock)
+            .await
+            .expect("the definition loads");
         let mut seen = Vec::new();
         while let Ok(event) = received.try_recv() {
             seen.push(event);
@@ -103,10 +112,155 @@ async fn a_second_deploy_with_nothing_changed_publishes_nothing_and_touches_no_s
     world.deployed("dev").await;
     let publishes = world.lambda().calls("PublishVersion");
     let stacks = world.aws.regions.fake_stacks(REGION).total_calls();
-    world.deployed("dev").await;
+    let (execution, _) = world.deploy("dev").await;
+    assert_eq!(execution.status, ExecutionStatus::Succeeded, "{:?}", execution.cause);
     assert_eq!(world.lambda().calls("PublishVersion"), publishes);
     assert_eq!(world.aws.regions.fake_stacks(REGION).total_calls(), stacks, "not even a DescribeStacks");
-    assert_eq!(world.history("dev").await.len(), 2);
+    assert_eq!(world.history("dev").await.len(), 1, "no new deployment");
+    let output = execution.output.unwrap_or_default();
+    assert_eq!((output["id"].as_u64(), output["recorded"].as_bool()), (Some(1), Some(false)), "{output}");
+}
+
+/// A deploy that changes nothing records no row, so the rollback after it moves every alias to
+/// the previous, different code, not to the same code again.
+#[tokio::test]
+async fn a_rollback_after_a_deploy_that_changed_nothing_moves_to_different_code() {
+    let mut world = FakeWorld::new().await;
+    world.deployed("dev").await;
+    let first = world.aliases("dev");
+    world.set_code("api", "v2").await;
+    world.deployed("dev").await;
+    let second = world.aliases("dev");
+    assert_ne!(first, second);
+    world.deployed("dev").await;
+    assert_eq!(world.history("dev").await.len(), 2, "the third deploy changed nothing");
+
+    let execution = world.rollback("dev").await;
+    assert_eq!(execution.status, ExecutionStatus::Succeeded, "{:?}", execution.cause);
+    assert_eq!(world.aliases("dev"), first, "back to the first code");
+}
+
+/// Another deploy commits between `Plan` and `AcquireLock`: the plan is stale. The execution
+/// refuses with `StageChanged`, without the Catch path, writing nothing; the next deploy
+/// plans anew and succeeds.
+#[tokio::test]
+async fn a_plan_made_stale_before_the_lock_is_refused_and_writes_nothing() {
+    let mut world = FakeWorld::new().await;
+    world.deployed("dev").await;
+    world.set_code("api", "v2").await;
+    world.aws.history.before_next("acquire", |t| {
+        let key = ("shop".to_owned(), "dev".to_owned());
+        let mut other = t.deployments[&("shop".to_owned(), "dev".to_owned(), 1)].clone();
+        (other.id, other.execution, other.rollback_to) = (2, "exec-other".into(), Some(1));
+        t.deployments.insert(("shop".into(), "dev".into(), 2), other);
+        let stage = t.stages.get_mut(&key).expect("deployed");
+        (stage.active, stage.next_id) = (Some(2), 3);
+    });
+    let before_aliases = world.aliases("dev");
+    let (execution, events) = world.deploy("dev").await;
+    assert_eq!(execution.error.as_deref(), Some("StageChanged"), "{:?}", execution.cause);
+    assert_eq!(entered(&events), ["Plan", "StageGiven", "AcquireLock", "Refused"], "no Catch path but the refusal");
+    assert_eq!(world.history("dev").await.len(), 2, "only the other deploy's row");
+    assert!(!world.locked("dev").await, "the lock just taken is released");
+    assert_eq!(world.aliases("dev"), before_aliases);
+
+    world.deployed("dev").await;
+    assert_eq!(world.history("dev").await[0].id, 3);
+}
+
+/// The lease expired and another execution took the lock before `RecordDeployment`: the commit
+/// fails with `LockLost` in the same transaction, nothing is written, and no alias is moved
+/// back (the new holder owns the stage and converges it); its lock is left alone.
+#[tokio::test]
+async fn a_lock_taken_by_another_before_the_commit_writes_nothing_and_restores_nothing() {
+    let mut world = FakeWorld::new().await;
+    world.deployed("dev").await;
+    world.set_code("api", "v2").await;
+    world.aws.history.before_next("record", |t| {
+        let lock = Lock { owner: "exec-other".into(), expires_at: chrono::Utc::now() + chrono::Duration::minutes(30) };
+        t.locks.insert(("shop".into(), "stage:dev".into()), lock);
+    });
+    let (execution, events) = world.deploy("dev").await;
+    assert_eq!(execution.error.as_deref(), Some("LockLost"), "{:?}", execution.cause);
+    let entered = entered(&events);
+    for handler in ["RestoreAliases", "RecordFailure", "ReleaseLockAfterFailure"] {
+        assert!(!entered.contains(&handler), "{handler} ran: {entered:?}");
+    }
+    assert_eq!(world.history("dev").await.len(), 1, "no row written");
+    let lock = world.aws.history.lock("shop", "stage:dev").await.expect("fake").expect("held");
+    assert_eq!(lock.owner, "exec-other");
+    let aliases = world.aliases("dev");
+    let recorded = &world.history("dev").await[0].functions["api"];
+    assert_ne!(aliases["shop-api"], recorded.version, "api's alias was not moved back");
+}
+
+/// After the commit, a failed prune and a failed `ReleaseLock` are warnings: the execution
+/// succeeds with the deployment's output, the row stays committed and the aliases new.
+#[tokio::test]
+async fn a_failed_prune_and_a_failed_release_after_the_commit_still_succeed() {
+    let mut world = FakeWorld::new().await;
+    world.manifest.retain = 1;
+    world.deployed("dev").await;
+    world.set_code("api", "v2").await;
+    world.aws.history.fail_next("delete_deployments", 1, "AccessDeniedException");
+    world.aws.history.fail_next("release stage:dev", 1, "AccessDeniedException");
+    let (execution, events) = world.deploy("dev").await;
+    assert_eq!(execution.status, ExecutionStatus::Succeeded, "{:?}: {:?}", execution.error, execution.cause);
+    assert!(!entered(&events).contains(&"RestoreAliases"));
+    let output = execution.output.unwrap_or_default();
+    assert_eq!(output["id"].as_u64(), Some(2), "{output}");
+    assert!(output["warnings"][0].as_str().is_some_and(|w| w.contains("AccessDeniedException")), "{output}");
+    assert!(output["lock_not_released"]["Cause"].as_str().is_some_and(|c| c.contains("AccessDenied")), "{output}");
+    let history = world.history("dev").await;
+    assert_eq!((history[0].id, history[0].status, history.len()), (2, DeploymentStatus::Succeeded, 2));
+    let recorded: BTreeMap<String, String> =
+        history[0].functions.values().map(|f| (f.function_name.clone(), f.version.clone())).collect();
+    assert_eq!(world.aliases("dev"), recorded, "the aliases stay new");
+    // The lease was left to expire; released by hand here, the next deploy prunes what is due.
+    let lock = world.aws.history.lock("shop", "stage:dev").await.expect("fake").expect("left");
+    assert!(world.aws.history.release("shop", "stage:dev", &lock.owner).await.expect("fake"));
+    world.set_code("api", "v3").await;
+    world.deployed("dev").await;
+    assert_eq!(world.history("dev").await.len(), 1, "retain 1: the late prune catches up");
+}
+
+/// `retain` counts rollback targets: ten failed deploys in a row push none out, and every
+/// rollback target is still there to return to.
+#[tokio::test]
+async fn ten_failed_deploys_leave_every_rollback_target_in_place() {
+    let mut world = FakeWorld::new().await;
+    // Four: the rollbacks below are targets too, and the second must still find the first.
+    world.manifest.retain = 4;
+    world.deployed("dev").await;
+    let first = world.aliases("dev");
+    world.set_code("api", "v2").await;
+    world.deployed("dev").await;
+    let second = world.aliases("dev");
+    world.set_code("api", "v3").await;
+    world.lambda().fail("PublishVersion", "shop-api");
+    for _ in 0..10 {
+        let (execution, _) = world.deploy("dev").await;
+        assert_eq!(execution.status, ExecutionStatus::Failed);
+    }
+    world.lambda().heal("PublishVersion", "shop-api");
+    world.deployed("dev").await;
+    let history = world.history("dev").await;
+    assert_eq!(history.len(), 13, "three targets and the ten failures between them: nothing pruned");
+
+    assert_eq!(world.rollback("dev").await.status, ExecutionStatus::Succeeded);
+    assert_eq!(world.aliases("dev"), second);
+    assert_eq!(world.rollback("dev").await.status, ExecutionStatus::Succeeded);
+    assert_eq!(world.aliases("dev"), first, "the oldest target is still there");
+}
+
+fn entered(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::StateEntered { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test]

@@ -17,7 +17,8 @@ use functions::domain::history::{
     DeployerRecord, Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, Lock, ServiceRecord, StageRecord,
     StageState, VersionRecord,
 };
-use functions::ports::{Artifacts, History, LockOutcome};
+use functions::error::AwsError;
+use functions::ports::{Artifacts, Commit, History, LockOutcome};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::support::moto::{account, Account, REGION};
@@ -101,19 +102,38 @@ async fn service_and_stage_records_round_trip() {
     assert_eq!(history.stages("shop").await.unwrap().len(), 2, "forgetting the service keeps its stages");
 }
 
+/// [`held_record`] that must commit.
+async fn committed(history: &DynamoHistory, deployment: &Deployment, stage: &StageRecord) {
+    assert_eq!(held_record(history, deployment, stage).await.expect("moto answers"), Commit::Written);
+}
+
+/// Records `deployment` as its execution does: holding the stage lock.
+async fn held_record(
+    history: &DynamoHistory,
+    deployment: &Deployment,
+    stage: &StageRecord,
+) -> Result<Commit, AwsError> {
+    let name = format!("stage:{}", deployment.stage);
+    let lease = Duration::from_secs(60);
+    history.acquire("shop", &name, &deployment.execution, lease, Utc::now()).await.expect("moto answers");
+    let commit = history.record(deployment, stage, &name).await;
+    history.release("shop", &name, &deployment.execution).await.expect("moto answers");
+    commit
+}
+
 #[tokio::test]
 async fn record_is_idempotent_for_its_execution_and_all_or_nothing_against_another() {
     let (_account, _, history) = bootstrapped().await;
     let first = deployment("dev", 1, "exec-1");
-    history.record(&first, &stage_after("dev", 1)).await.unwrap();
+    assert_eq!(held_record(&history, &first, &stage_after("dev", 1)).await.unwrap(), Commit::Written);
     // A retried step writes the same deployment again.
-    history.record(&first, &stage_after("dev", 1)).await.unwrap();
+    committed(&history, &first, &stage_after("dev", 1)).await;
     assert_eq!(history.deployment("shop", "dev", 1).await.unwrap(), Some(first.clone()));
 
     // Another execution that computed the same id writes neither its deployment nor its stage.
     let mut intruder = deployment("dev", 1, "exec-2");
     intruder.kind = DeploymentKind::Rollback;
-    let err = history.record(&intruder, &stage_after("dev", 99)).await.unwrap_err();
+    let err = held_record(&history, &intruder, &stage_after("dev", 99)).await.unwrap_err();
     assert_eq!((err.operation.as_str(), err.code.as_str()), ("TransactWriteItems", "ConditionalCheckFailedException"));
     assert!(!err.transient);
     assert!(err.message.contains("exec-1"), "{err}");
@@ -121,14 +141,41 @@ async fn record_is_idempotent_for_its_execution_and_all_or_nothing_against_anoth
     assert_eq!(history.stage("shop", "dev").await.unwrap(), Some(stage_after("dev", 1)));
 }
 
+/// The lock check is part of the transaction: an execution whose lease another owner took (or
+/// that holds none) writes neither its deployment nor its stage, and learns it from the
+/// cancellation reason, not from an error.
+#[tokio::test]
+async fn only_the_lock_holder_commits_in_the_same_transaction() {
+    let (_account, _, history) = bootstrapped().await;
+    let lease = Duration::from_secs(60);
+    let past = Utc::now() - chrono::Duration::hours(1);
+    history.acquire("shop", "stage:dev", "exec-1", lease, past).await.unwrap();
+    // exec-1's lease expired; exec-2 took the lock.
+    history.acquire("shop", "stage:dev", "exec-2", lease, Utc::now()).await.unwrap();
+    let late = deployment("dev", 1, "exec-1");
+    assert_eq!(history.record(&late, &stage_after("dev", 1), "stage:dev").await.unwrap(), Commit::LockLost);
+    assert_eq!(history.put_stage_held(&stage_after("dev", 1), "stage:dev", "exec-1").await.unwrap(), Commit::LockLost);
+    assert_eq!(history.deployment("shop", "dev", 1).await.unwrap(), None);
+    assert_eq!(history.stage("shop", "dev").await.unwrap(), None);
+
+    history.release("shop", "stage:dev", "exec-2").await.unwrap();
+    assert_eq!(history.record(&late, &stage_after("dev", 1), "stage:dev").await.unwrap(), Commit::LockLost, "nobody's");
+
+    let own = deployment("dev", 1, "exec-2");
+    history.acquire("shop", "stage:dev", "exec-2", lease, Utc::now()).await.unwrap();
+    assert_eq!(history.record(&own, &stage_after("dev", 1), "stage:dev").await.unwrap(), Commit::Written);
+    assert_eq!(history.put_stage_held(&stage_after("dev", 1), "stage:dev", "exec-2").await.unwrap(), Commit::Written);
+    assert_eq!(history.deployment("shop", "dev", 1).await.unwrap(), Some(own));
+}
+
 #[tokio::test]
 async fn deployments_list_newest_first_across_pages_and_prune() {
     let (_account, _, history) = bootstrapped().await;
     for id in 1..=7 {
-        history.record(&deployment("dev", id, &format!("exec-{id}")), &stage_after("dev", id)).await.unwrap();
+        committed(&history, &deployment("dev", id, &format!("exec-{id}")), &stage_after("dev", id)).await;
     }
     // A stage whose name starts like `dev` must not leak into dev's pages.
-    history.record(&deployment("dev2", 1, "exec-x"), &stage_after("dev2", 1)).await.unwrap();
+    committed(&history, &deployment("dev2", 1, "exec-x"), &stage_after("dev2", 1)).await;
 
     let first = history.deployments("shop", "dev", 3, None).await.unwrap();
     assert_eq!(ids(&first.items), [7, 6, 5]);

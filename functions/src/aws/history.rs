@@ -33,7 +33,8 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+    AttributeValue, ConditionCheck, DeleteRequest, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -45,7 +46,7 @@ use crate::domain::history::{
     ArtifactRecord, DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord,
 };
 use crate::error::AwsError;
-use crate::ports::{History, LockOutcome, Page};
+use crate::ports::{Commit, History, LockOutcome, Page};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -230,6 +231,29 @@ impl DynamoHistory {
         }
     }
 
+    /// The first action of a transaction that commits only while `owner` holds the lease
+    /// `lock` ([`lock_check_failed`] reads its cancellation reason).
+    fn lock_check(&self, service: &str, lock: &str, owner: &str) -> Result<TransactWriteItem, AwsError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(service, &lock_sk(lock))))
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .build()
+            .map_err(|e| self.invalid("TransactWriteItems", "lock check", &e))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    fn put_stage_item(&self, stage: &StageRecord) -> Result<TransactWriteItem, AwsError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(&stage.service, &stage_sk(&stage.stage), stage)?))
+            .build()
+            .map_err(|e| self.invalid("TransactWriteItems", "stage", &e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// Why `TransactWriteItems` of [`History::record`] was cancelled, as one error.
     async fn record_refused(&self, deployment: &Deployment, err: &SdkError<TransactWriteItemsError>) -> AwsError {
         let mut error = aws_error("TransactWriteItems", &self.label, err);
@@ -237,10 +261,10 @@ impl DynamoHistory {
             return error;
         };
         let reasons = cancelled.cancellation_reasons();
-        let deployment_refused = reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-        if deployment_refused {
+        let deployment_reason = reasons.get(DEPLOYMENT_ACTION);
+        if deployment_reason.and_then(|r| r.code()) == Some(CONDITION_FAILED) {
             let sk = deploy_sk(&deployment.stage, deployment.id);
-            let old = match reasons.first().and_then(|r| r.item()) {
+            let old = match deployment_reason.and_then(|r| r.item()) {
                 Some(item) => Some(item.clone()),
                 // Not every DynamoDB (moto) returns the old item: read it.
                 None => self.get(&deployment.service, &sk).await.ok().flatten(),
@@ -305,7 +329,7 @@ impl History for DynamoHistory {
         self.put_record(&record.service, &stage_sk(&record.stage), record).await
     }
 
-    async fn record(&self, deployment: &Deployment, stage: &StageRecord) -> Result<(), AwsError> {
+    async fn record(&self, deployment: &Deployment, stage: &StageRecord, lock: &str) -> Result<Commit, AwsError> {
         let mut deployment_item =
             self.record_item(&deployment.service, &deploy_sk(&deployment.stage, deployment.id), deployment)?;
         deployment_item.insert("execution".to_owned(), s(&deployment.execution));
@@ -321,22 +345,33 @@ impl History for DynamoHistory {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| self.invalid("TransactWriteItems", "deployment", &e))?;
-        let stage_item = self.record_item(&stage.service, &stage_sk(&stage.stage), stage)?;
-        let put_stage = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(stage_item))
-            .build()
-            .map_err(|e| self.invalid("TransactWriteItems", "stage", &e))?;
         let sent = self
             .client
             .transact_write_items()
+            .transact_items(self.lock_check(&deployment.service, lock, &deployment.execution)?)
             .transact_items(TransactWriteItem::builder().put(put_deployment).build())
-            .transact_items(TransactWriteItem::builder().put(put_stage).build())
+            .transact_items(self.put_stage_item(stage)?)
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Commit::Written),
+            Err(e) if lock_check_failed(&e) => Ok(Commit::LockLost),
             Err(e) => Err(self.record_refused(deployment, &e).await),
+        }
+    }
+
+    async fn put_stage_held(&self, stage: &StageRecord, lock: &str, owner: &str) -> Result<Commit, AwsError> {
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(self.lock_check(&stage.service, lock, owner)?)
+            .transact_items(self.put_stage_item(stage)?)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Commit::Written),
+            Err(e) if lock_check_failed(&e) => Ok(Commit::LockLost),
+            Err(e) => Err(aws_error("TransactWriteItems", &self.label, &e)),
         }
     }
 
@@ -580,6 +615,22 @@ impl History for DynamoHistory {
     async fn delete_artifact_if_unchanged(&self, service: &str, artifact: &ArtifactRecord) -> Result<bool, AwsError> {
         self.delete_if_unused_since(service, &format!("{ARTIFACT_PREFIX}{}", artifact.key), artifact.used_at).await
     }
+}
+
+/// The cancellation reason code of an action whose condition failed.
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+/// Where the lock check stands among a held write's actions (their cancellation reasons come in
+/// the same order), and the deployment's put in [`History::record`].
+const LOCK_CHECK_ACTION: usize = 0;
+const DEPLOYMENT_ACTION: usize = 1;
+
+/// Whether a held write was cancelled because its writer no longer holds the lock: the typed
+/// cancellation reason of the lock check, never the message.
+fn lock_check_failed(err: &SdkError<TransactWriteItemsError>) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() else {
+        return false;
+    };
+    cancelled.cancellation_reasons().get(LOCK_CHECK_ACTION).and_then(|r| r.code()) == Some(CONDITION_FAILED)
 }
 
 const ARTIFACT_PREFIX: &str = "ARTIFACT#";

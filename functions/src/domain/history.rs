@@ -181,6 +181,48 @@ pub struct Deployment {
     pub error: Option<String>,
 }
 
+impl Deployment {
+    /// Whether a rollback may return to it: a succeeded deploy, rollback, reset or clone. Failed
+    /// runs and `unlock`/`remove` rows record no code to return to.
+    pub fn is_rollback_target(&self) -> bool {
+        self.status == DeploymentStatus::Succeeded
+            && matches!(
+                self.kind,
+                DeploymentKind::Deploy | DeploymentKind::Rollback | DeploymentKind::Reset | DeploymentKind::Clone
+            )
+    }
+
+    /// Whether the stage runs the same code here as in `other`: the same functions, each at the
+    /// same version, code, configuration and artifact (the alias name aside).
+    pub fn same_code(&self, other: &Deployment) -> bool {
+        same_functions(&self.functions, &other.functions)
+    }
+}
+
+/// Whether two sets of function records (manifest key to record) put the same code behind the
+/// alias: the same keys, each with the same function, region, version, code, configuration and
+/// artifact. The alias is left out: it names the stage, not the code.
+pub fn same_functions(a: &BTreeMap<String, FunctionRecord>, b: &BTreeMap<String, FunctionRecord>) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ka, ra), (kb, rb))| {
+            ka == kb
+                && (&ra.function_name, &ra.region, &ra.version, &ra.code_sha256, &ra.config_hash, &ra.artifact_key)
+                    == (&rb.function_name, &rb.region, &rb.version, &rb.code_sha256, &rb.config_hash, &rb.artifact_key)
+        })
+}
+
+/// The ids `retain` prunes from a stage's deployments (given newest first): every row older than
+/// the `retain`-th newest rollback target, except `active`. Rollback targets alone count, so
+/// failed runs, `unlock` and `remove` rows never push a target out; they go once they are older
+/// than every target kept. Fewer targets than `retain`: nothing goes.
+pub fn prunable(newest_first: &[Deployment], retain: usize, active: Option<u64>) -> Vec<u64> {
+    let Some(last) = retain.checked_sub(1) else { return Vec::new() };
+    let Some(oldest_kept) = newest_first.iter().filter(|d| d.is_rollback_target()).nth(last) else {
+        return Vec::new();
+    };
+    newest_first.iter().filter(|d| d.id < oldest_kept.id && Some(d.id) != active).map(|d| d.id).collect()
+}
+
 /// A published version that aliasflow knows, so another stage with the same code and
 /// configuration reuses it instead of publishing again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,4 +275,78 @@ pub struct LatestState {
     pub code_sha256: Option<String>,
     /// Configuration hash of `$LATEST`.
     pub config_hash: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, kind: DeploymentKind, status: DeploymentStatus) -> Deployment {
+        Deployment {
+            service: "shop".into(),
+            stage: "dev".into(),
+            id,
+            kind,
+            status,
+            time: DateTime::default(),
+            execution: format!("exec-{id}"),
+            functions: BTreeMap::new(),
+            rollback_to: None,
+            stage_template_hash: None,
+            origin: None,
+            error: None,
+        }
+    }
+
+    fn newest_first(rows: &[(DeploymentKind, DeploymentStatus)]) -> Vec<Deployment> {
+        let mut rows: Vec<Deployment> = rows.iter().enumerate().map(|(i, (k, s))| row(i as u64 + 1, *k, *s)).collect();
+        rows.reverse();
+        rows
+    }
+
+    use DeploymentKind::{Deploy, Remove, Rollback, Unlock};
+    use DeploymentStatus::{Failed, Succeeded};
+
+    #[test]
+    fn failed_rows_never_push_a_rollback_target_out() {
+        let mut kinds = vec![(Deploy, Succeeded), (Deploy, Succeeded)];
+        kinds.extend(std::iter::repeat_n((Deploy, Failed), 10));
+        assert!(prunable(&newest_first(&kinds), 2, Some(2)).is_empty(), "two targets, retain 2: all stay");
+        kinds.push((Deploy, Succeeded));
+        assert_eq!(prunable(&newest_first(&kinds), 2, Some(13)), [1], "the third target goes, nothing newer");
+    }
+
+    #[test]
+    fn other_rows_go_once_older_than_every_target_kept_and_the_active_one_stays() {
+        let kinds = [
+            (Deploy, Succeeded),
+            (Unlock, Failed),
+            (Deploy, Failed),
+            (Rollback, Succeeded),
+            (Remove, Succeeded),
+            (Deploy, Succeeded),
+            (Deploy, Succeeded),
+        ];
+        assert_eq!(prunable(&newest_first(&kinds), 2, Some(7)), [5, 4, 3, 2, 1]);
+        assert_eq!(prunable(&newest_first(&kinds), 2, Some(1)), [5, 4, 3, 2], "the active one stays");
+        assert_eq!(prunable(&newest_first(&kinds), 3, Some(7)), [3, 2, 1]);
+        assert!(prunable(&newest_first(&kinds), 0, Some(7)).is_empty(), "retain 0 prunes nothing");
+    }
+
+    #[test]
+    fn the_same_code_ignores_the_alias_but_not_the_version() {
+        let record = |alias: &str, version: &str| FunctionRecord {
+            function_name: "shop-api".into(),
+            region: "us-east-1".into(),
+            alias: alias.into(),
+            version: version.into(),
+            code_sha256: "c".into(),
+            config_hash: "h".into(),
+            artifact_key: "k".into(),
+        };
+        let one = |r: FunctionRecord| BTreeMap::from([("api".to_owned(), r)]);
+        assert!(same_functions(&one(record("dev", "1")), &one(record("prod", "1"))));
+        assert!(!same_functions(&one(record("dev", "1")), &one(record("dev", "2"))));
+        assert!(!same_functions(&one(record("dev", "1")), &BTreeMap::new()));
+    }
 }

@@ -16,7 +16,7 @@ use crate::domain::history::{
     ArtifactRecord, DeployerRecord, Deployment, Lock, ServiceRecord, StageRecord, VersionRecord,
 };
 use crate::error::AwsError;
-use crate::ports::{History, LockOutcome, Page};
+use crate::ports::{Commit, History, LockOutcome, Page};
 
 /// What the fake table holds, by the keys the DynamoDB adapter uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,7 +147,8 @@ const TABLE: &str = "table aliasflow-history (fake)";
 
 impl FakeHistory {
     /// The next `times` calls of `operation` (a method name of [`History`]) fail with AWS error
-    /// `code` and change nothing.
+    /// `code` and change nothing. `release <lease name>` (e.g. `release stage:dev`) fails only
+    /// the releases of that lease.
     pub fn fail_next(&self, operation: &str, times: usize, code: &str) {
         self.calls.inject(operation, times, code, Strike::Before);
     }
@@ -247,6 +248,12 @@ fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(end.timestamp_millis()).unwrap_or(end)
 }
 
+/// Whether `owner` holds the lease `name`, as the adapter's `ConditionCheck` sees it: the owner
+/// alone decides (a lease that expired untaken is still its owner's).
+fn holds(t: &HistoryTables, service: &str, name: &str, owner: &str) -> bool {
+    t.locks.get(&(service.to_owned(), name.to_owned())).is_some_and(|l| l.owner == owner)
+}
+
 fn expired(lock: &Lock, now: DateTime<Utc>) -> bool {
     lock.expires_at.timestamp_millis() < now.timestamp_millis()
 }
@@ -305,8 +312,11 @@ impl History for FakeHistory {
         })
     }
 
-    async fn record(&self, deployment: &Deployment, stage: &StageRecord) -> Result<(), AwsError> {
+    async fn record(&self, deployment: &Deployment, stage: &StageRecord, lock: &str) -> Result<Commit, AwsError> {
         self.call("record", "TransactWriteItems", |t| {
+            if !holds(t, &deployment.service, lock, &deployment.execution) {
+                return Ok(Commit::LockLost);
+            }
             let key = (deployment.service.clone(), deployment.stage.clone(), deployment.id);
             if let Some(old) = t.deployments.get(&key) {
                 if old.execution != deployment.execution {
@@ -320,7 +330,17 @@ impl History for FakeHistory {
             }
             t.deployments.insert(key, deployment.clone());
             t.stages.insert((stage.service.clone(), stage.stage.clone()), stage.clone());
-            Ok(())
+            Ok(Commit::Written)
+        })
+    }
+
+    async fn put_stage_held(&self, stage: &StageRecord, lock: &str, owner: &str) -> Result<Commit, AwsError> {
+        self.call("put_stage_held", "TransactWriteItems", |t| {
+            if !holds(t, &stage.service, lock, owner) {
+                return Ok(Commit::LockLost);
+            }
+            t.stages.insert((stage.service.clone(), stage.stage.clone()), stage.clone());
+            Ok(Commit::Written)
         })
     }
 
@@ -392,6 +412,11 @@ impl History for FakeHistory {
     }
 
     async fn release(&self, service: &str, name: &str, owner: &str) -> Result<bool, AwsError> {
+        // Faults queued for `release <name>` strike the releases of that lease alone (the
+        // stage lock's, not the publish leases' that a deploy releases before it).
+        if let Some((code, Strike::Before)) = self.calls.enter(&format!("release {name}")) {
+            return Err(injected("DeleteItem", TABLE, &code));
+        }
         self.call("release", "DeleteItem", |t| {
             let key = (service.to_owned(), name.to_owned());
             if t.locks.get(&key).is_some_and(|l| l.owner == owner) {
@@ -540,6 +565,33 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
 
+    /// Records `deployment` with its execution holding the stage's lock, as a step does.
+    async fn recorded(history: &FakeHistory, deployment: &Deployment, stage: &StageRecord) -> Result<(), AwsError> {
+        let name = format!("stage:{}", deployment.stage);
+        let lock = Lock { owner: deployment.execution.clone(), expires_at: at(1_000_000) };
+        history.tables().locks.insert(("shop".into(), name.clone()), lock);
+        history.record(deployment, stage, &name).await.map(|commit| assert_eq!(commit, Commit::Written))
+    }
+
+    #[tokio::test]
+    async fn only_the_lock_holder_commits() {
+        let history = FakeHistory::default();
+        history.acquire("shop", "stage:dev", "exec-2", MINUTE, at(0)).await.unwrap();
+        let commit = history.record(&deployment("dev", 1, "exec-1"), &stage_after(1), "stage:dev").await.unwrap();
+        assert_eq!(commit, Commit::LockLost);
+        let commit = history.put_stage_held(&stage_after(1), "stage:dev", "exec-1").await.unwrap();
+        assert_eq!(commit, Commit::LockLost);
+        assert!(history.release("shop", "stage:dev", "exec-2").await.unwrap());
+        let commit = history.record(&deployment("dev", 1, "exec-1"), &stage_after(1), "stage:dev").await.unwrap();
+        assert_eq!(commit, Commit::LockLost, "nobody holds it: not the writer either");
+        assert_eq!((history.snapshot().deployments.len(), history.snapshot().stages.len()), (0, 0));
+        history.acquire("shop", "stage:dev", "exec-1", MINUTE, at(0)).await.unwrap();
+        let commit = history.record(&deployment("dev", 1, "exec-1"), &stage_after(1), "stage:dev").await.unwrap();
+        assert_eq!(commit, Commit::Written, "expired but untaken: still the writer's");
+        let commit = history.put_stage_held(&stage_after(1), "stage:dev", "exec-1").await.unwrap();
+        assert_eq!(commit, Commit::Written);
+    }
+
     #[tokio::test]
     async fn a_held_lease_is_refused_to_others_until_it_expires() {
         let history = FakeHistory::default();
@@ -576,9 +628,9 @@ mod tests {
     #[tokio::test]
     async fn recording_again_for_the_same_execution_is_harmless_and_another_is_refused() {
         let history = FakeHistory::default();
-        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
-        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
-        let err = history.record(&deployment("dev", 1, "exec-2"), &stage_after(1)).await.unwrap_err();
+        recorded(&history, &deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+        recorded(&history, &deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+        let err = recorded(&history, &deployment("dev", 1, "exec-2"), &stage_after(1)).await.unwrap_err();
         assert_eq!(err.code, "ConditionalCheckFailedException");
         assert_eq!(err.operation, "TransactWriteItems");
         let stored = history.deployment("shop", "dev", 1).await.unwrap().unwrap();
@@ -589,10 +641,10 @@ mod tests {
     async fn a_failed_record_writes_neither_deployment_nor_stage() {
         let history = FakeHistory::default();
         history.fail_next("record", 1, "ThrottlingException");
-        let err = history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap_err();
+        let err = recorded(&history, &deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap_err();
         assert!(err.transient);
-        assert_eq!(history.snapshot(), HistoryTables::default());
-        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+        assert!(history.snapshot().deployments.is_empty() && history.snapshot().stages.is_empty());
+        recorded(&history, &deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
         assert_eq!(history.calls("record"), 2);
         assert_eq!(history.stage("shop", "dev").await.unwrap(), Some(stage_after(1)));
     }
@@ -601,18 +653,18 @@ mod tests {
     async fn a_lost_answer_still_took_effect() {
         let history = FakeHistory::default();
         history.fail_next_after_effect("record", 1, "RequestTimeout");
-        assert!(history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.is_err());
+        assert!(recorded(&history, &deployment("dev", 1, "exec-1"), &stage_after(1)).await.is_err());
         assert!(history.deployment("shop", "dev", 1).await.unwrap().is_some());
-        history.record(&deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
+        recorded(&history, &deployment("dev", 1, "exec-1"), &stage_after(1)).await.unwrap();
     }
 
     #[tokio::test]
     async fn deployments_page_newest_first() {
         let history = FakeHistory::default();
         for id in 1..=5 {
-            history.record(&deployment("dev", id, "e"), &stage_after(id)).await.unwrap();
+            recorded(&history, &deployment("dev", id, "e"), &stage_after(id)).await.unwrap();
         }
-        history.record(&deployment("prod", 1, "e"), &stage_after(1)).await.unwrap();
+        recorded(&history, &deployment("prod", 1, "e"), &stage_after(1)).await.unwrap();
         let first = history.deployments("shop", "dev", 2, None).await.unwrap();
         assert_eq!(first.items.iter().map(|d| d.id).collect::<Vec<_>>(), [5, 4]);
         let second = history.deployments("shop", "dev", 2, first.next).await.unwrap();

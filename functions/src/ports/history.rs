@@ -17,6 +17,16 @@ pub enum LockOutcome {
     Held(Lock),
 }
 
+/// The outcome of a write that takes effect only while its writer holds a stage lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Commit {
+    /// Written (or written already by the same execution: nothing changed).
+    Written,
+    /// The writer no longer holds the lock (expired and taken, or broken): nothing was written.
+    LockLost,
+}
+
 /// One page of a listing and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -49,9 +59,14 @@ pub trait History: Send + Sync {
     /// Stores a stage record.
     async fn put_stage(&self, record: &StageRecord) -> Result<(), AwsError>;
 
-    /// Writes `deployment` and the stage record `stage` together (all or nothing). Writing the
-    /// same deployment (same id and execution) again succeeds and changes nothing.
-    async fn record(&self, deployment: &Deployment, stage: &StageRecord) -> Result<(), AwsError>;
+    /// Writes `deployment` and the stage record `stage` together (all or nothing), only while
+    /// the deployment's execution holds the lease `lock` (checked in the same transaction):
+    /// [`Commit::LockLost`], writing nothing, when another owner holds it or nobody does.
+    /// Writing the same deployment (same id and execution) again succeeds and changes nothing.
+    async fn record(&self, deployment: &Deployment, stage: &StageRecord, lock: &str) -> Result<Commit, AwsError>;
+    /// Stores a stage record only while `owner` holds the lease `lock` (one transaction), as
+    /// [`record`](Self::record) does without a deployment.
+    async fn put_stage_held(&self, stage: &StageRecord, lock: &str, owner: &str) -> Result<Commit, AwsError>;
     /// One deployment.
     async fn deployment(&self, service: &str, stage: &str, id: u64) -> Result<Option<Deployment>, AwsError>;
     /// A stage's deployments, newest first, `limit` per page.

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 pub use artifacts::Artifacts;
 pub use executions::{Executions, HistoryEntry};
 pub use functions::{AliasState, AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
-pub use history::{History, LockOutcome, Page};
+pub use history::{Commit, History, LockOutcome, Page};
 pub use stacks::{Parameter, StackState, Stacks, TemplateSource};
 
 /// The regional ports: Lambda and CloudFormation live in the stage's region, which may not be

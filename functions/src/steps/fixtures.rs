@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::domain::history::{
-    Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, StageRecord, VersionRecord,
+    Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, Lock, StageRecord, VersionRecord,
 };
 use crate::domain::manifest::Manifest;
 use crate::domain::naming::Owner;
 use crate::fakes::{FakeAws, FakeFunctions};
-use crate::ports::{Functions, History};
+use crate::ports::{Commit, Functions, History};
+use crate::steps::acquire_lock::stage_lock;
 
 /// The service of every fixture.
 pub const SERVICE: &str = "shop";
@@ -98,9 +99,24 @@ pub async fn deployed(
         last_deployed_at: Some(Utc::now()),
         ..previous.unwrap_or_else(|| StageRecord::new(SERVICE, stage, REGION))
     };
-    aws.history.record(&deployment, &stage_record).await.unwrap();
+    commit_held(aws, &deployment, &stage_record).await;
     for (_, record) in functions {
         aws.history.put_version(SERVICE, &catalogued(record)).await.unwrap();
     }
     deployment
+}
+
+/// Records `deployment` as its execution would, holding the stage lock just for the write (the
+/// lock is not left behind), without counting the lock's calls.
+pub async fn commit_held(aws: &FakeAws, deployment: &Deployment, stage: &StageRecord) {
+    let name = stage_lock(&deployment.stage);
+    let key = (deployment.service.clone(), name.clone());
+    let lock = Lock { owner: deployment.execution.clone(), expires_at: Utc::now() + chrono::Duration::hours(1) };
+    let taken = aws.history.tables.lock().unwrap().locks.insert(key.clone(), lock);
+    assert_eq!(aws.history.record(deployment, stage, &name).await.unwrap(), Commit::Written);
+    let mut tables = aws.history.tables.lock().unwrap();
+    match taken {
+        Some(earlier) => tables.locks.insert(key, earlier),
+        None => tables.locks.remove(&key),
+    };
 }

@@ -11,6 +11,7 @@ pub mod ensure_service_stack;
 pub mod ensure_stage_stack;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod lease;
 pub mod plan;
 pub mod publish_version;
 pub mod reapply_latest;
@@ -74,7 +75,12 @@ macro_rules! call {
 }
 
 /// Runs step `name` on a JSON input, as a Task state (or a Lambda invocation) does.
+/// A step that runs under the stage lock first renews the lease when it is due
+/// ([`lease::keep`]): this is the one entry of both engines, so no step is left out.
 pub async fn run(name: &str, input: Value, deps: &Deps) -> Result<Value, StepError> {
+    if lease::UNDER_STAGE_LOCK.contains(&name) {
+        lease::keep(&input, deps).await?;
+    }
     match name {
         "Plan" => call!(plan, input, deps),
         "AcquireLock" => call!(acquire_lock, input, deps),

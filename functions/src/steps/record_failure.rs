@@ -1,15 +1,17 @@
 //! `RecordFailure` (the Catch path): records the failed deployment with its error, after
 //! `RestoreAliases` put the aliases back, so the history says what happened and where every
-//! alias points. The stage's active deployment stays what it was. Safe to repeat.
+//! alias points. The stage's active deployment stays what it was. It commits only while this
+//! execution holds the stage lock (`LockLost` otherwise: the new holder owns the stage). Safe
+//! to repeat.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::history::{Deployment, DeploymentStatus, StageRecord};
+use crate::domain::history::{Deployment, DeploymentKind, DeploymentStatus, StageRecord};
 use crate::error::StepError;
 use crate::ports::Deps;
-use crate::steps::record_deployment::{kind, next_stage_record};
+use crate::steps::record_deployment::{commit, kind, next_stage_record};
 use crate::steps::restore_aliases;
 use crate::steps::state::{FunctionPlan, Source, StackResult};
 
@@ -77,14 +79,20 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     if let Some(restore_error) = &input.restore_error {
         error.push_str(&format!("; restoring aliases failed: {}: {}", restore_error.error, restore_error.cause));
     }
-    // After the restore the aliases point where the active deployment recorded them.
-    let functions: BTreeMap<_, _> =
-        input.functions.iter().filter_map(|f| f.previous.clone().map(|p| (f.name.clone(), p))).collect();
+    let kind = kind(&input.operation)?;
+    // After the restore the aliases point where the active deployment recorded them. Not after
+    // a remove: the aliases it deleted stay deleted (nothing restores them), so the row claims
+    // no function; the stage stays live at its active deployment, `status` shows the missing
+    // aliases and the next `remove` finishes.
+    let functions: BTreeMap<_, _> = match kind {
+        DeploymentKind::Remove => BTreeMap::new(),
+        _ => input.functions.iter().filter_map(|f| f.previous.clone().map(|p| (f.name.clone(), p))).collect(),
+    };
     let deployment = Deployment {
         service: input.service.clone(),
         stage: input.stage.clone(),
         id: input.deployment_id,
-        kind: kind(&input.operation)?,
+        kind,
         status: DeploymentStatus::Failed,
         time: deps.clock.now(),
         execution: input.owner.clone(),
@@ -94,7 +102,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         origin: input.source.as_ref().map(Source::origin),
         error: Some(error),
     };
-    let stage = next_stage_record(
+    let mut stage = next_stage_record(
         input.stage_record.as_ref(),
         &input.service,
         &input.stage,
@@ -102,7 +110,13 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         input.deployment_id,
         input.stage_stack.as_ref(),
     );
-    deps.history.record(&deployment, &stage).await?;
+    if input.stage_stack.is_none() {
+        // Plan's hash may be stale: a stack change that failed midway cleared the stored one
+        // (so the next deploy converges the stack), and writing Plan's back would undo that.
+        let stored = deps.history.stage(&input.service, &input.stage).await?;
+        stage.template_hash = stored.and_then(|r| r.template_hash);
+    }
+    commit(&deployment, &stage, deps).await?;
     tracing::warn!(id = deployment.id, error = deployment.error.as_deref().unwrap_or_default(), "failure recorded");
     Ok(Output { id: deployment.id })
 }

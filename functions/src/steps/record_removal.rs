@@ -1,5 +1,5 @@
 //! `RecordRemoval` (remove): records the stage's last row, a deployment of kind `remove`, and
-//! marks the stage removed, in one transaction. Its earlier rows stay in the history, but a
+//! marks the stage removed, in one transaction, only while this execution holds the stage lock. Its earlier rows stay in the history, but a
 //! removed stage holds no versions any more, so garbage collection may delete what only they
 //! referenced. Safe to repeat: the same execution writing the same row again changes nothing.
 
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::domain::history::{Deployment, DeploymentKind, DeploymentStatus, StageRecord, StageState};
 use crate::error::StepError;
 use crate::ports::Deps;
-use crate::steps::record_deployment::Output;
+use crate::steps::record_deployment::{commit, Output};
 
 /// What `RecordRemoval` reads of the state.
 #[derive(Debug, Deserialize)]
@@ -56,7 +56,7 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         wiring_hash: None,
         ..previous
     };
-    deps.history.record(&deployment, &stage).await?;
+    commit(&deployment, &stage, deps).await?;
     tracing::info!(id = deployment.id, "stage removed");
     Ok(Output {
         id: deployment.id,
@@ -66,6 +66,8 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         unchanged: 0,
         pruned: Vec::new(),
         origin: None,
+        recorded: true,
+        warnings: Vec::new(),
     })
 }
 
@@ -89,6 +91,8 @@ mod tests {
             stage_record: stage_record.clone(),
             deployment_id: 2,
         };
+        let lease = std::time::Duration::from_secs(60);
+        aws.history.acquire(SERVICE, "stage:dev", "exec-remove", lease, chrono::Utc::now()).await.unwrap();
         run(input(), &aws.deps()).await.unwrap();
         run(input(), &aws.deps()).await.unwrap();
         let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
@@ -96,5 +100,26 @@ mod tests {
         let rows = aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items;
         let kinds: Vec<DeploymentKind> = rows.iter().map(|d| d.kind).collect();
         assert_eq!(kinds, [DeploymentKind::Remove, DeploymentKind::Deploy]);
+    }
+
+    #[tokio::test]
+    async fn without_the_lock_nothing_is_recorded() {
+        let aws = FakeAws::default();
+        deployed(&aws, "dev", 1, None, &[]).await;
+        let stage_record = aws.history.stage(SERVICE, "dev").await.unwrap();
+        let lease = std::time::Duration::from_secs(60);
+        aws.history.acquire(SERVICE, "stage:dev", "exec-other", lease, chrono::Utc::now()).await.unwrap();
+        let input = Input {
+            owner: "exec-remove".into(),
+            service: SERVICE.into(),
+            stage: "dev".into(),
+            region: REGION.into(),
+            stage_record: stage_record.clone(),
+            deployment_id: 2,
+        };
+        let err = run(input, &aws.deps()).await.unwrap_err();
+        assert_eq!(err.error_type(), "LockLost");
+        assert_eq!(aws.history.stage(SERVICE, "dev").await.unwrap(), stage_record);
+        assert_eq!(aws.history.deployments(SERVICE, "dev", 10, None).await.unwrap().items.len(), 1);
     }
 }
