@@ -22,6 +22,8 @@ pub struct Input {
     pub stage: String,
     /// `PublishVersions`' result: where each alias goes.
     pub published: Vec<Published>,
+    /// The plan, with where the history says each alias points now.
+    pub functions: Vec<FunctionPlan>,
 }
 
 /// The aliases that moved.
@@ -64,12 +66,22 @@ pub(crate) fn owned(state: &AliasState, function: &str, owner: &naming::Owner) -
 pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     let stage = input.stage.as_str();
     let service = input.service.as_str();
-    let items: Vec<(String, bool, FunctionRecord)> =
-        input.published.into_iter().map(|p| (p.name, p.new_version, p.record)).collect();
-    let results = super::bounded(items, deps.settings.parallelism, |(name, new_version, record)| async move {
+    // An alias the plan expects to move (a new version, another version than the history's, a
+    // function the stage did not have) is pointed at once: no read can spare that call, and the
+    // version it goes to is one aliasflow published on this very function (PublishVersion
+    // checked its owner; UpdateAlias refuses a version the function does not have). The others
+    // are read, so what drifted outside is put back and a function of another owner refused.
+    let expected: Vec<String> =
+        changes(&input.functions, &input.published).into_iter().map(|(p, _)| p.name.clone()).collect();
+    let items: Vec<(String, bool, FunctionRecord)> = input
+        .published
+        .into_iter()
+        .map(|p| (p.name.clone(), p.new_version || expected.contains(&p.name), p.record))
+        .collect();
+    let results = super::bounded(items, deps.settings.parallelism, |(name, moves, record)| async move {
         let lambda = deps.regions.functions(&record.region);
         let function = record.function_name.as_str();
-        if !new_version {
+        if !moves {
             let owner = naming::function_owner(service, stage, &name, function);
             let state = lambda.alias(function, stage).await?;
             owned(&state, function, &owner)?;
@@ -98,6 +110,18 @@ mod tests {
         Published { name: name.into(), new_version, record: record("dev", function, version, "code.zip") }
     }
 
+    /// The plan of a function whose alias the history says is where `published` sends it.
+    fn unchanged(published: &Published) -> FunctionPlan {
+        FunctionPlan {
+            name: published.name.clone(),
+            function_name: published.record.function_name.clone(),
+            region: published.record.region.clone(),
+            artifact: crate::steps::state::ArtifactRef { key: "code.zip".into(), code_sha256: "c29tZQ==".into() },
+            previous: Some(published.record.clone()),
+            known: Vec::new(),
+        }
+    }
+
     #[tokio::test]
     async fn aliases_moved_or_deleted_outside_are_put_back_and_the_others_only_read() {
         let aws = FakeAws::default();
@@ -111,12 +135,15 @@ mod tests {
         lambda.point_alias("shop-api", "dev", "1").await.unwrap();
         lambda.delete_alias("shop-worker", "dev").await.unwrap();
         let before = lambda.call_counts();
-        let input = || Input {
-            service: SERVICE.into(),
-            stage: "dev".into(),
-            published: ["api", "worker", "web"]
-                .map(|name| published(name, &format!("shop-{name}"), "2", false))
-                .to_vec(),
+        let input = || {
+            let published: Vec<Published> =
+                ["api", "worker", "web"].map(|name| published(name, &format!("shop-{name}"), "2", false)).to_vec();
+            Input {
+                service: SERVICE.into(),
+                stage: "dev".into(),
+                functions: published.iter().map(unchanged).collect(),
+                published,
+            }
         };
         let output = run(input(), &aws.deps()).await.unwrap();
         assert_eq!(output.moved, ["shop-api", "shop-worker"]);
@@ -131,15 +158,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_alias_the_plan_moves_is_pointed_without_a_read() {
+        let aws = FakeAws::default();
+        let lambda = aws.regions.fake_functions(REGION);
+        publish(&lambda, "shop-api", "one.zip").await;
+        publish(&lambda, "shop-api", "two.zip").await;
+        lambda.point_alias("shop-api", "dev", "2").await.unwrap();
+        // A rollback: the history says 2, the target is the reused version 1.
+        let target = published("api", "shop-api", "1", false);
+        let mut plan = unchanged(&target);
+        plan.previous = Some(record("dev", "shop-api", "2", "code.zip"));
+        let before = lambda.call_counts();
+        let input =
+            Input { service: SERVICE.into(), stage: "dev".into(), functions: vec![plan], published: vec![target] };
+        assert_eq!(run(input, &aws.deps()).await.unwrap().moved, ["shop-api"]);
+        let after = lambda.call_counts();
+        assert_eq!(after.get("GetFunction"), before.get("GetFunction"), "no read");
+        assert_eq!(lambda.alias_snapshot().into_values().collect::<Vec<_>>(), ["1"]);
+    }
+
+    #[tokio::test]
     async fn a_function_of_another_owner_is_refused_before_its_alias_moves() {
         let aws = FakeAws::default();
         let lambda = aws.regions.fake_functions(REGION);
         publish(&lambda, "shop-api", "one.zip").await;
         lambda.set_tags("shop-api", crate::domain::naming::Owner::service("shop-admin").tags().into_iter().collect());
+        let published = vec![published("api", "shop-api", "1", false)];
         let input = Input {
             service: SERVICE.into(),
             stage: "dev".into(),
-            published: vec![published("api", "shop-api", "1", false)],
+            functions: published.iter().map(unchanged).collect(),
+            published,
         };
         let err = run(input, &aws.deps()).await.unwrap_err();
         assert_eq!(err.error_type(), "NotOwned");
