@@ -11,6 +11,9 @@
 //!   stage was brought to it by a retained deployment.
 //! - A record of an artifact the bucket no longer has is forgotten whatever its age: a deploy
 //!   must not rely on it.
+//! - A shared function the service stack keeps although the manifest dropped it goes, with its
+//!   service log group, once no retained deployment of a live stage uses it: the stack is brought
+//!   back to the manifest by `EnsureServiceStack`'s own code, under its service lease.
 //!
 //! While another execution holds any lease of the service (a stage lock, a new stage's too, or
 //! a publish lease) nothing is collected: a deploy may be between publishing a version and
@@ -32,8 +35,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::history::{ArtifactRecord, Deployment, StageRecord, StageState, VersionRecord};
+use crate::domain::manifest::Manifest;
+use crate::domain::template;
 use crate::error::StepError;
 use crate::ports::Deps;
+use crate::steps::ensure_service_stack;
 use crate::steps::ensure_stage_stack::template_key;
 
 /// What `CollectGarbage` reads of the state.
@@ -43,6 +49,10 @@ pub struct Input {
     pub service: String,
     /// The execution: its own leases do not stop the collection.
     pub owner: String,
+    /// The manifest the service stack is brought back to when it keeps a function no live stage
+    /// uses any more; without it the stack is left as it is.
+    #[serde(default)]
+    pub manifest: Option<Manifest>,
 }
 
 /// What was collected, and what was not.
@@ -68,6 +78,10 @@ pub struct Output {
     pub forgotten: Vec<String>,
     /// Why nothing was collected, if so.
     pub skipped: Option<String>,
+    /// Shared functions taken out of the service stack (physical names): the manifest dropped
+    /// them and no live stage uses them any more.
+    #[serde(default)]
+    pub removed_functions: Vec<String>,
 }
 
 /// What the retained deployments of the live stages reference.
@@ -93,6 +107,10 @@ impl Referenced {
 
     fn holds(&self, version: &VersionRecord) -> bool {
         self.versions.contains(&(version.region.clone(), version.function_name.clone(), version.version.clone()))
+    }
+
+    fn uses_function(&self, region: &str, function: &str) -> bool {
+        self.versions.iter().any(|(r, f, _)| r == region && f == function)
     }
 }
 
@@ -146,6 +164,10 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     let stages = deps.history.stages(service).await?;
     let live: Vec<&StageRecord> = stages.iter().filter(|r| r.state == StageState::Active).collect();
     let referenced = referenced(service, &live, deps).await?;
+    let unused = match &input.manifest {
+        Some(manifest) => unused_functions(manifest, &referenced, deps).await?,
+        None => BTreeMap::new(),
+    };
     let grace =
         Grace { now, period: chrono::Duration::from_std(deps.settings.garbage_grace).unwrap_or(chrono::Duration::MAX) };
 
@@ -188,6 +210,10 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         }
     }
 
+    if let Some(manifest) = input.manifest.as_ref().filter(|_| !unused.is_empty()) {
+        output.removed_functions = remove_functions(manifest, &input.owner, unused, deps).await?;
+    }
+
     for list in [
         &mut output.deleted_versions,
         &mut output.kept_versions,
@@ -225,6 +251,45 @@ async fn busy(service: &str, owner: &str, now: DateTime<Utc>, deps: &Deps) -> Re
         return Ok(None);
     }
     Ok(Some(format!("{}, which may be publishing or pointing aliases; collected on the next run", held.join("; "))))
+}
+
+/// The shared functions the service stack keeps although `manifest` dropped them, that no live
+/// stage uses: manifest key to physical name.
+async fn unused_functions(
+    manifest: &Manifest,
+    referenced: &Referenced,
+    deps: &Deps,
+) -> Result<BTreeMap<String, String>, StepError> {
+    let Some(record) = deps.history.service(&manifest.service).await? else { return Ok(BTreeMap::new()) };
+    Ok(template::dropped_functions(&record.functions, manifest)
+        .into_iter()
+        .filter(|(_, definition)| !referenced.uses_function(&manifest.region, &definition.function_name))
+        .map(|(name, definition)| (name, definition.function_name))
+        .collect())
+}
+
+/// Brings the service stack back to the manifest plus what live stages still use, taking the
+/// `unused` functions out; returns their physical names. Another execution changing the stack
+/// meanwhile leaves them for the next run.
+async fn remove_functions(
+    manifest: &Manifest,
+    owner: &str,
+    unused: BTreeMap<String, String>,
+    deps: &Deps,
+) -> Result<Vec<String>, StepError> {
+    match ensure_service_stack::ensure(manifest, owner, deps).await {
+        Ok(result) => {
+            let removed: Vec<String> =
+                unused.into_iter().filter(|(name, _)| !result.kept.contains_key(name)).map(|(_, f)| f).collect();
+            tracing::info!(functions = ?removed, "no live stage uses them: taken out of the service stack");
+            Ok(removed)
+        }
+        Err(StepError::ServiceLocked { holder, .. }) => {
+            tracing::info!(%holder, functions = ?unused, "the service stack is being changed: collected on the next run");
+            Ok(Vec::new())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Everything the retained deployments of the live stages reference.
@@ -404,7 +469,7 @@ mod tests {
     use crate::steps::fixtures::{catalogued, deployed, publish, record, REGION, SERVICE};
 
     fn input() -> Input {
-        Input { service: SERVICE.into(), owner: "exec-gc".into() }
+        Input { service: SERVICE.into(), owner: "exec-gc".into(), manifest: None }
     }
 
     /// Longer ago than the grace period.
