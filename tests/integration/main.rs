@@ -13,3 +13,4 @@ mod faults;
 mod history;
 mod lifecycle;
 mod remote;
+mod shared;

@@ -701,6 +701,57 @@ mod tests {
         assert!(!aws.history.artifacts(SERVICE).await.unwrap().contains(&"shop/artifacts/a.zip".to_owned()));
     }
 
+    /// The service stack as the full example made it; `shop-worker` is then dropped by the
+    /// manifest and used by prod's deployment only.
+    async fn worker_kept_for_prod(aws: &FakeAws) -> crate::domain::manifest::Manifest {
+        let deps = aws.deps();
+        ensure_service_stack::ensure(&crate::steps::fixtures::manifest(), "exec-first", &deps).await.unwrap();
+        let worker = publish(&aws.regions.fake_functions(REGION), "shop-worker", "shop/artifacts/w.zip").await;
+        deployed(aws, "prod", 1, None, &[("worker", record("prod", "shop-worker", &worker, "shop/artifacts/w.zip"))])
+            .await;
+        let mut without_worker = crate::steps::fixtures::manifest();
+        without_worker.functions.remove("worker");
+        let kept = ensure_service_stack::ensure(&without_worker, "exec-dev", &deps).await.unwrap();
+        assert_eq!(kept.kept["worker"], ["prod"]);
+        without_worker
+    }
+
+    #[tokio::test]
+    async fn a_kept_function_goes_with_its_log_group_once_no_live_stage_uses_it() {
+        let aws = FakeAws::default();
+        let manifest = worker_kept_for_prod(&aws).await;
+        let with_manifest = || Input { manifest: Some(manifest.clone()), ..input() };
+        let output = run(with_manifest(), &aws.deps()).await.unwrap();
+        assert!(output.removed_functions.is_empty(), "prod uses it: {output:?}");
+        assert!(aws.regions.fake_functions(REGION).exists("shop-worker"));
+
+        let mut prod = aws.history.stage(SERVICE, "prod").await.unwrap().unwrap();
+        prod.state = StageState::Removed;
+        aws.history.put_stage(&prod).await.unwrap();
+        let output = run(with_manifest(), &aws.deps()).await.unwrap();
+        assert_eq!(output.removed_functions, ["shop-worker"]);
+        assert!(!aws.regions.fake_functions(REGION).exists("shop-worker"));
+        let template = aws.regions.fake_stacks(REGION).last_template(SERVICE).unwrap();
+        assert!(!template.contains("shop-worker"), "function and log group are gone: {template}");
+        let recorded = aws.history.service(SERVICE).await.unwrap().unwrap();
+        assert!(!recorded.functions.contains_key("worker"));
+        assert_eq!(aws.history.lock(SERVICE, ensure_service_stack::SERVICE_LEASE).await.unwrap(), None);
+        assert!(run(with_manifest(), &aws.deps()).await.unwrap().removed_functions.is_empty(), "once");
+    }
+
+    #[tokio::test]
+    async fn without_a_manifest_the_service_stack_is_left_as_it_is() {
+        let aws = FakeAws::default();
+        worker_kept_for_prod(&aws).await;
+        let mut prod = aws.history.stage(SERVICE, "prod").await.unwrap().unwrap();
+        prod.state = StageState::Removed;
+        aws.history.put_stage(&prod).await.unwrap();
+        let updates = aws.regions.fake_stacks(REGION).calls("UpdateStack");
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.removed_functions.is_empty());
+        assert_eq!(aws.regions.fake_stacks(REGION).calls("UpdateStack"), updates);
+    }
+
     #[tokio::test]
     async fn collecting_twice_is_harmless() {
         let aws = FakeAws::default();
