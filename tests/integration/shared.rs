@@ -1,9 +1,23 @@
 //! Shared functions outlive a manifest, end to end against moto: a deploy of one stage from a
 //! manifest that drops a shared function (or makes it an instance per stage) keeps it while
 //! another stage uses it, and the garbage collection of the removal of that stage takes it out
-//! of the service stack.
+//! of the service stack. And two executions never change the service stack at once (its lease).
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aliasflow::engine;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use functions::domain::manifest::Manifest;
+use functions::domain::naming;
+use functions::fakes::FakeAws;
+use functions::ports::{History, LockOutcome};
+use functions::steps::ensure_service_stack::SERVICE_LEASE;
+use functions::steps::state::ArtifactRef;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use statemachines::{EventKind, ExecutionStatus, InstantClock};
 
 use crate::support::moto::REGION;
 use crate::support::world::World;
@@ -62,7 +76,7 @@ async fn deploy_dev_keeping_the_worker_for_prod(world: &World) {
 async fn remove_prod_collects_the_worker(world: &World) {
     let removed = world.ok(&["remove", "--stage", "prod"]).await;
     let garbage = &removed["result"]["garbage"];
-    assert_eq!(garbage["removed_functions"], serde_json::json!(["shop-worker"]), "{removed}");
+    assert_eq!(garbage["removed_functions"], json!(["shop-worker"]), "{removed}");
     assert!(!exists(world, "shop-worker").await, "no stage uses it any more");
     let template = service_template(world).await;
     assert!(!template.contains("shop-worker"), "{template}");
@@ -99,4 +113,58 @@ async fn a_function_made_an_instance_per_stage_for_dev_stays_shared_for_prod_unt
 
     remove_prod_collects_the_worker(&world).await;
     assert!(exists(&world, "shop-dev-worker").await, "dev's own worker stays");
+}
+
+/// The time of the state machine's clock, for the steps too: a lease expires as the `Retry`
+/// back-off of the definition advances it.
+struct Simulated(Arc<InstantClock>);
+
+impl functions::ports::Clock for Simulated {
+    fn now(&self) -> DateTime<Utc> {
+        statemachines::Clock::now(self.0.as_ref())
+    }
+}
+
+/// On the fakes, since moto cannot hold a stack update open: another execution holds the
+/// service lease for two more minutes (its stack update running); the real `deploy.asl.json`
+/// retries `ServiceLocked` on that clock until the lease is free, and the deploy succeeds.
+#[tokio::test]
+async fn a_deploy_waits_for_the_service_lease_another_execution_holds_and_succeeds() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop/aliasflow.yaml");
+    let manifest = Manifest::load(&path).expect("the example is valid");
+    let aws = FakeAws::default();
+    let mut artifacts = BTreeMap::new();
+    for name in manifest.functions.keys() {
+        let digest = Sha256::digest(name.as_bytes());
+        let key = naming::artifact_key(&manifest.service, &hex::encode(digest));
+        let code_sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
+        aws.history.put_artifact(&manifest.service, &key, Utc::now()).await.expect("fake history");
+        aws.regions.fake_functions(REGION).know_artifact(&key, &code_sha256);
+        artifacts.insert(name.clone(), ArtifactRef { key, code_sha256 });
+    }
+    let clock = Arc::new(InstantClock::new());
+    let started = statemachines::Clock::now(clock.as_ref());
+    let lease = std::time::Duration::from_secs(120);
+    let held = aws.history.acquire("shop", SERVICE_LEASE, "exec-other", lease, started).await.expect("fake history");
+    assert!(matches!(held, LockOutcome::Acquired(_)));
+
+    let mut deps = aws.deps();
+    deps.clock = Arc::new(Simulated(clock.clone()));
+    let request = json!({ "stage": "prod", "manifest": manifest, "artifacts": artifacts });
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let execution = engine::run_local_with_clock("deploy", REGION, request, deps, events, clock.clone())
+        .await
+        .expect("the definition loads");
+    assert_eq!(execution.status, ExecutionStatus::Succeeded, "{:?}: {:?}", execution.error, execution.cause);
+    let mut locked = 0;
+    while let Ok(event) = received.try_recv() {
+        if matches!(&event.kind, EventKind::TaskFailed { error, .. } if error == "ServiceLocked") {
+            locked += 1;
+        }
+    }
+    assert!(locked > 1, "retried while the other execution held the lease: {locked}");
+    let waited = statemachines::Clock::now(clock.as_ref()) - started;
+    assert!(waited >= chrono::Duration::seconds(120), "until the lease was free: {waited}");
+    assert!(aws.history.service("shop").await.expect("fake history").is_some(), "the stack is recorded");
+    assert_eq!(aws.history.lock("shop", SERVICE_LEASE).await.expect("fake history"), None, "and the lease free");
 }

@@ -267,6 +267,36 @@ mod tests {
         run(input(manifest(), "exec-second"), &aws.deps()).await.unwrap();
     }
 
+    #[test]
+    fn every_definition_retries_service_locked_long_enough_to_outwait_a_stack_update() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachines");
+        let mut tasks = 0;
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with(".asl.json") {
+                continue;
+            }
+            let definition: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let states = definition["States"].as_object().unwrap();
+            for (name, state) in states.iter().filter(|(_, s)| s["Resource"] == "${EnsureServiceStackFunctionArn}") {
+                tasks += 1;
+                let retries = state["Retry"].as_array().unwrap();
+                let retry = retries
+                    .iter()
+                    .find(|r| r["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "ServiceLocked"))
+                    .unwrap_or_else(|| panic!("{}: {name} does not retry ServiceLocked", path.display()));
+                let (interval, backoff) =
+                    (retry["IntervalSeconds"].as_f64().unwrap(), retry["BackoffRate"].as_f64().unwrap());
+                let max_delay = retry["MaxDelaySeconds"].as_f64().unwrap();
+                let attempts = retry["MaxAttempts"].as_u64().unwrap();
+                let waited: f64 = (0..attempts).map(|n| (interval * backoff.powi(n as i32)).min(max_delay)).sum();
+                assert!(waited >= 15.0 * 60.0, "{}: {name} waits {waited} s at most", path.display());
+                assert!(retry.get("JitterStrategy").is_none(), "full jitter would halve the wait");
+            }
+        }
+        assert_eq!(tasks, 4, "deploy (twice), reset and clone");
+    }
+
     #[tokio::test]
     async fn a_run_that_dies_during_the_update_makes_the_next_one_converge_the_stack() {
         let aws = FakeAws::default();
