@@ -45,6 +45,9 @@ const HISTORY_READ: &[&str] = &["dynamodb:GetItem", "dynamodb:Query"];
 /// `ConditionCheckItem` and `PutItem` for them, and reads the refused item back with `GetItem`.
 const HISTORY_RECORD: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"];
 const LEASES: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"];
+/// The service lease and record, and the reads of which stages use a function.
+const SERVICE_STACK_HISTORY: &[&str] =
+    &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"];
 const STACK_CHANGES: &[&str] = &[
     "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackEvents",
@@ -73,7 +76,9 @@ fn grants(step: &str) -> &'static [Grant] {
         "AcquireLock" | "ReleaseLock" => &[Grant { sid: "Leases", actions: LEASES, on: Scope::Table }],
         "EnsureServiceStack" => &[
             Grant { sid: "Stacks", actions: STACK_CHANGES, on: Scope::Stacks },
-            Grant { sid: "ServiceRecord", actions: &["dynamodb:PutItem"], on: Scope::Table },
+            // The service record under the service lease, and the stages' deployments that tell
+            // which dropped functions are still used.
+            Grant { sid: "ServiceRecordAndLease", actions: SERVICE_STACK_HISTORY, on: Scope::Table },
             // Templates too large to pass inline; CloudFormation reads them as the caller.
             Grant {
                 sid: "LargeTemplates",
@@ -153,11 +158,16 @@ fn grants(step: &str) -> &'static [Grant] {
             Grant { sid: "ServiceRecord", actions: &["dynamodb:DeleteItem"], on: Scope::Table },
         ],
         "CollectGarbage" => &[
+            // Deletes, and the service stack's record and lease (`EnsureServiceStack`'s code).
+            Grant { sid: "History", actions: SERVICE_STACK_HISTORY, on: Scope::Table },
+            // A shared function no live stage uses leaves the service stack.
+            Grant { sid: "Stacks", actions: STACK_CHANGES, on: Scope::Stacks },
             Grant {
-                sid: "History",
-                actions: &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem"],
-                on: Scope::Table,
+                sid: "LargeTemplates",
+                actions: &["s3:PutObject", "s3:GetObject"],
+                on: Scope::Objects(&["aliasflow/templates/*"]),
             },
+            Grant { sid: "PlaceholderCode", actions: &["s3:GetObject"], on: PLACEHOLDER },
             Grant {
                 sid: "Versions",
                 actions: &["lambda:ListAliases", "lambda:ListVersionsByFunction", "lambda:DeleteFunction"],
@@ -188,7 +198,7 @@ fn grants(step: &str) -> &'static [Grant] {
 /// Steps whose CloudFormation calls create, update or delete the services' resources: the
 /// stack operations run with the caller's permissions, so their roles also get
 /// `StackResourcesPolicy` (and the optional `StackResourcePolicyArn`).
-const STACK_STEPS: &[&str] = &["EnsureServiceStack", "EnsureStageStack", "DeleteStack"];
+const STACK_STEPS: &[&str] = &["EnsureServiceStack", "EnsureStageStack", "DeleteStack", "CollectGarbage"];
 
 /// Steps that wait for CloudFormation or walk a whole service: Lambda's longest timeout.
 const LONG_STEPS: &[&str] = &["EnsureServiceStack", "EnsureStageStack", "DeleteStack", "CollectGarbage"];

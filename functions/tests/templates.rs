@@ -19,7 +19,7 @@ fn example_text() -> String {
 
 /// Writes each template to `dir/<name>.json` and returns the paths.
 fn write_templates(dir: &Path, manifest: &Manifest, prefix: &str, stages: &[&str]) -> Vec<PathBuf> {
-    let mut templates = vec![(format!("{prefix}service"), service_template(manifest))];
+    let mut templates = vec![(format!("{prefix}service"), service_template(manifest, &Default::default()))];
     templates.extend(stages.iter().map(|stage| (format!("{prefix}stage-{stage}"), stage_template(manifest, stage))));
     templates
         .into_iter()

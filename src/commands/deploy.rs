@@ -13,7 +13,7 @@ use functions::steps::state::ArtifactRef;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
-use super::operation::{deployment_reply, execute, manifest_json, report, target, Cost};
+use super::operation::{deployment_reply, execute, kept_lines, manifest_json, report, target, Cost};
 use super::{manifest, manifest_for_stage, CliError};
 use crate::cli::Global;
 use crate::output::Reply;
@@ -107,8 +107,9 @@ fn summary(manifest: &Manifest, stage: Option<&str>, output: &Value, cost: &Cost
         let mut json = report(&manifest.service, None, output.clone(), cost);
         json.insert("stack".to_owned(), json!(manifest.service));
         let operation = output.get("operation").and_then(Value::as_str).unwrap_or("none");
+        let kept: String = kept_lines(&manifest.service, output).iter().map(|line| format!("\n{line}")).collect();
         let text = format!(
-            "service stack {} ready ({operation}); {} stack operation(s), API calls: {}, {} state transitions, {:.1} s",
+            "service stack {} ready ({operation}); {} stack operation(s), API calls: {}, {} state transitions, {:.1} s{kept}",
             manifest.service,
             cost.stack_operations,
             cost.calls_text(),

@@ -89,8 +89,14 @@ pub async fn execute(
     if let (Some(error), Some(stage)) = (&execution.error, &stage) {
         release_after_terminal_error(&execution, error, &manifest.service, stage, history.as_ref()).await;
     }
+    let kept = kept_functions(&execution);
     match execution.output.filter(|_| execution.error.is_none()) {
-        Some(output) => Ok((output, execution.transitions)),
+        Some(mut output) => {
+            if let (Some(kept), Some(fields)) = (kept, output.as_object_mut()) {
+                fields.entry("kept").or_insert(kept);
+            }
+            Ok((output, execution.transitions))
+        }
         None => Err(CliError::Execution {
             operation: operation.to_owned(),
             state: seen.state_of(execution.error.as_deref().unwrap_or_default()).unwrap_or_else(|| "?".to_owned()),
@@ -115,6 +121,32 @@ async fn remote_input(manifest: &Manifest, mut request: Value, deps: &Deps) -> R
     upload(latest, bytes).await?;
     request["manifest_key"] = Value::String(key);
     Ok(request)
+}
+
+/// What `EnsureServiceStack` kept in the service stack for live stages (its result's `kept`:
+/// manifest key to stages), when it kept anything: the execution's output carries it only where
+/// the definition passes the stack's result on, so it is read from the state's exit.
+fn kept_functions(execution: &statemachines::Execution) -> Option<Value> {
+    execution.events.iter().rev().find_map(|event| match &event.kind {
+        statemachines::EventKind::StateExited { name, output, .. } if name == "EnsureServiceStack" => output
+            .pointer("/service_stack/kept")
+            .filter(|kept| kept.as_object().is_some_and(|k| !k.is_empty()))
+            .cloned(),
+        _ => None,
+    })
+}
+
+/// One line per function the service stack kept for live stages (an execution output's `kept`):
+/// `kept worker (shop-worker): still used by stages prod`.
+pub fn kept_lines(service: &str, output: &Value) -> Vec<String> {
+    let Some(kept) = output.get("kept").and_then(Value::as_object) else { return Vec::new() };
+    kept.iter()
+        .map(|(name, stages)| {
+            let stages: Vec<&str> = stages.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let function = naming::function_name_unchecked(service, None, name);
+            format!("kept {name} ({function}): still used by stages {}", stages.join(", "))
+        })
+        .collect()
 }
 
 /// A `States.*` runtime error (a state's data over 256 KiB, a path that does not resolve) ends
@@ -223,11 +255,16 @@ pub async fn begin(
     Ok((manifest, target, started))
 }
 
-/// A command's JSON reply: the service, the stage, the execution's `result`, and the cost.
+/// A command's JSON reply: the service, the stage, the execution's `result`, the functions the
+/// service stack kept for live stages (as sentences, if any), and the cost.
 pub fn report(service: &str, stage: Option<&str>, result: Value, cost: &Cost) -> Map<String, Value> {
     let mut json = Map::new();
     json.insert("service".to_owned(), json!(service));
     json.insert("stage".to_owned(), json!(stage));
+    let kept = kept_lines(service, &result);
+    if !kept.is_empty() {
+        json.insert("kept".to_owned(), json!(kept));
+    }
     json.insert("result".to_owned(), result);
     cost.add_to(&mut json);
     json
@@ -263,7 +300,8 @@ pub fn deployment_reply(manifest: &Manifest, stage: &str, headline: &str, output
     rows.push(vec!["functions published".to_owned(), field(output, "/published")]);
     rows.push(vec!["functions unchanged".to_owned(), field(output, "/unchanged")]);
     rows.extend(cost.rows());
-    Reply::new(Value::Object(json), format!("{headline}\n{}", table(&["", ""], &rows)))
+    let kept: String = kept_lines(&manifest.service, output).iter().map(|line| format!("{line}\n")).collect();
+    Reply::new(Value::Object(json), format!("{headline}\n{kept}{}", table(&["", ""], &rows)))
 }
 
 /// Reset and clone: runs `operation` on `stage` with `from`'s active code; `headline` says what

@@ -12,7 +12,7 @@ use crate::output::Reply;
 pub fn run(file: &Path, stage: Option<&str>) -> Result<Reply, CliError> {
     let template = match stage {
         Some(stage) => template::stage_template(&manifest_for_stage(file, stage)?, stage),
-        None => template::service_template(&load(file)?),
+        None => template::service_template(&load(file)?, &Default::default()),
     };
     let text = template::render(&template);
     Ok(Reply::new(template, text))

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use functions::aws::{DynamoHistory, S3Artifacts, Sdk, TABLE};
 use functions::deployer::bootstrap_local;
 use functions::domain::history::{
-    DeployerRecord, Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, Lock, ServiceRecord, StageRecord,
-    StageState, VersionRecord,
+    DeployerRecord, Deployment, DeploymentKind, DeploymentStatus, FunctionRecord, Lock, ServiceRecord, SharedFunction,
+    StageRecord, StageState, VersionRecord,
 };
 use functions::error::AwsError;
 use functions::ports::{Artifacts, Commit, History, LockOutcome};
@@ -85,6 +85,16 @@ async fn service_and_stage_records_round_trip() {
         template_hash: "ef".repeat(32),
         outputs: BTreeMap::from([("AssetsBucket".to_owned(), "shop-assets".to_owned())]),
         updated_at: at(0),
+        functions: BTreeMap::from([(
+            "worker".to_owned(),
+            SharedFunction {
+                function_name: "shop-worker".into(),
+                runtime: "provided.al2023".into(),
+                architecture: "arm64".into(),
+                handler: "bootstrap".into(),
+                service_log_group: true,
+            },
+        )]),
     };
     history.put_service(&service).await.unwrap();
     assert_eq!(history.service("shop").await.unwrap(), Some(service));

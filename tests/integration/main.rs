@@ -16,3 +16,4 @@ mod matrix;
 mod remote;
 mod retries;
 mod safety;
+mod shared;

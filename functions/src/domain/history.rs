@@ -34,6 +34,26 @@ pub struct ServiceRecord {
     pub outputs: BTreeMap<String, String>,
     /// When the stack was last changed.
     pub updated_at: DateTime<Utc>,
+    /// The shared functions the stack defines, by manifest key: enough to keep one in the stack
+    /// after the manifest drops it, while a live stage still uses it. Records written before
+    /// aliasflow kept this read as empty.
+    #[serde(default)]
+    pub functions: BTreeMap<String, SharedFunction>,
+}
+
+/// A shared function as the service stack defines it, without the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFunction {
+    /// The physical function name, e.g. `shop-worker`.
+    pub function_name: String,
+    /// The runtime the definition declares.
+    pub runtime: String,
+    /// The architecture (`arm64`, `x86_64`).
+    pub architecture: String,
+    /// The handler the definition declares.
+    pub handler: String,
+    /// Whether its log group is in the service stack (`logs: service`).
+    pub service_log_group: bool,
 }
 
 /// Whether a stage is live.

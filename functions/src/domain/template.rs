@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::manifest::{sub_variables, Manifest, DEFAULT_HANDLER};
 use crate::domain::naming::Owner;
 
-pub use service::service_template;
+pub use service::{dropped_functions, kept_functions, service_template, shared_functions};
 pub use stage::stage_template;
 
 /// Parameter: the stage name (stage stacks, when a stage resource uses it).

@@ -56,6 +56,10 @@ pub struct Settings {
     pub lock_lease: Duration,
     /// How long a function's publish lease lasts unless released.
     pub publish_lease: Duration,
+    /// How long the service stack's lease lasts unless released: one stage changes the stack
+    /// at a time. A holder that outlives it is still safe (a stack update in progress is waited
+    /// for before the next), so it is sized to free the stack soon after a holder died.
+    pub service_lease: Duration,
     /// First pause while polling Lambda or CloudFormation; it grows with back-off.
     pub poll_interval: Duration,
     /// How long a stack may stay in progress before the step gives up with `StackFailed`.
@@ -77,6 +81,7 @@ impl Settings {
             parallelism: 8,
             lock_lease: Duration::from_secs(30 * 60),
             publish_lease: Duration::from_secs(5 * 60),
+            service_lease: Duration::from_secs(15 * 60),
             poll_interval: Duration::from_secs(1),
             stack_timeout: Duration::from_secs(60 * 60),
             garbage_grace: Duration::from_secs(15 * 60),

@@ -11,6 +11,9 @@
 //!   stage was brought to it by a retained deployment.
 //! - A record of an artifact the bucket no longer has is forgotten whatever its age: a deploy
 //!   must not rely on it.
+//! - A shared function the service stack keeps although the manifest dropped it goes, with its
+//!   service log group, once no retained deployment of a live stage uses it: the stack is brought
+//!   back to the manifest by `EnsureServiceStack`'s own code, under its service lease.
 //!
 //! While another execution holds any lease of the service (a stage lock, a new stage's too, or
 //! a publish lease) nothing is collected: a deploy may be between publishing a version and
@@ -32,8 +35,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::history::{ArtifactRecord, Deployment, StageRecord, StageState, VersionRecord};
+use crate::domain::manifest::Manifest;
+use crate::domain::template;
 use crate::error::StepError;
 use crate::ports::Deps;
+use crate::steps::ensure_service_stack;
 use crate::steps::ensure_stage_stack::template_key;
 
 /// What `CollectGarbage` reads of the state.
@@ -43,6 +49,10 @@ pub struct Input {
     pub service: String,
     /// The execution: its own leases do not stop the collection.
     pub owner: String,
+    /// The manifest the service stack is brought back to when it keeps a function no live stage
+    /// uses any more; without it the stack is left as it is.
+    #[serde(default)]
+    pub manifest: Option<Manifest>,
 }
 
 /// What was collected, and what was not.
@@ -68,6 +78,10 @@ pub struct Output {
     pub forgotten: Vec<String>,
     /// Why nothing was collected, if so.
     pub skipped: Option<String>,
+    /// Shared functions taken out of the service stack (physical names): the manifest dropped
+    /// them and no live stage uses them any more.
+    #[serde(default)]
+    pub removed_functions: Vec<String>,
 }
 
 /// What the retained deployments of the live stages reference.
@@ -93,6 +107,10 @@ impl Referenced {
 
     fn holds(&self, version: &VersionRecord) -> bool {
         self.versions.contains(&(version.region.clone(), version.function_name.clone(), version.version.clone()))
+    }
+
+    fn uses_function(&self, region: &str, function: &str) -> bool {
+        self.versions.iter().any(|(r, f, _)| r == region && f == function)
     }
 }
 
@@ -146,6 +164,10 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     let stages = deps.history.stages(service).await?;
     let live: Vec<&StageRecord> = stages.iter().filter(|r| r.state == StageState::Active).collect();
     let referenced = referenced(service, &live, deps).await?;
+    let unused = match &input.manifest {
+        Some(manifest) => unused_functions(manifest, &referenced, deps).await?,
+        None => BTreeMap::new(),
+    };
     let grace =
         Grace { now, period: chrono::Duration::from_std(deps.settings.garbage_grace).unwrap_or(chrono::Duration::MAX) };
 
@@ -188,6 +210,10 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
         }
     }
 
+    if let Some(manifest) = input.manifest.as_ref().filter(|_| !unused.is_empty()) {
+        output.removed_functions = remove_functions(manifest, &input.owner, unused, deps).await?;
+    }
+
     for list in [
         &mut output.deleted_versions,
         &mut output.kept_versions,
@@ -225,6 +251,45 @@ async fn busy(service: &str, owner: &str, now: DateTime<Utc>, deps: &Deps) -> Re
         return Ok(None);
     }
     Ok(Some(format!("{}, which may be publishing or pointing aliases; collected on the next run", held.join("; "))))
+}
+
+/// The shared functions the service stack keeps although `manifest` dropped them, that no live
+/// stage uses: manifest key to physical name.
+async fn unused_functions(
+    manifest: &Manifest,
+    referenced: &Referenced,
+    deps: &Deps,
+) -> Result<BTreeMap<String, String>, StepError> {
+    let Some(record) = deps.history.service(&manifest.service).await? else { return Ok(BTreeMap::new()) };
+    Ok(template::dropped_functions(&record.functions, manifest)
+        .into_iter()
+        .filter(|(_, definition)| !referenced.uses_function(&manifest.region, &definition.function_name))
+        .map(|(name, definition)| (name, definition.function_name))
+        .collect())
+}
+
+/// Brings the service stack back to the manifest plus what live stages still use, taking the
+/// `unused` functions out; returns their physical names. Another execution changing the stack
+/// meanwhile leaves them for the next run.
+async fn remove_functions(
+    manifest: &Manifest,
+    owner: &str,
+    unused: BTreeMap<String, String>,
+    deps: &Deps,
+) -> Result<Vec<String>, StepError> {
+    match ensure_service_stack::ensure(manifest, owner, deps).await {
+        Ok(result) => {
+            let removed: Vec<String> =
+                unused.into_iter().filter(|(name, _)| !result.kept.contains_key(name)).map(|(_, f)| f).collect();
+            tracing::info!(functions = ?removed, "no live stage uses them: taken out of the service stack");
+            Ok(removed)
+        }
+        Err(StepError::ServiceLocked { holder, .. }) => {
+            tracing::info!(%holder, functions = ?unused, "the service stack is being changed: collected on the next run");
+            Ok(Vec::new())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Everything the retained deployments of the live stages reference.
@@ -404,7 +469,7 @@ mod tests {
     use crate::steps::fixtures::{catalogued, deployed, publish, record, REGION, SERVICE};
 
     fn input() -> Input {
-        Input { service: SERVICE.into(), owner: "exec-gc".into() }
+        Input { service: SERVICE.into(), owner: "exec-gc".into(), manifest: None }
     }
 
     /// Longer ago than the grace period.
@@ -634,6 +699,57 @@ mod tests {
         let output = run(input(), &aws.deps()).await.unwrap();
         assert_eq!(output.forgotten, ["shop/artifacts/a.zip"], "needed by dev and recent, but gone: {output:?}");
         assert!(!aws.history.artifacts(SERVICE).await.unwrap().contains(&"shop/artifacts/a.zip".to_owned()));
+    }
+
+    /// The service stack as the full example made it; `shop-worker` is then dropped by the
+    /// manifest and used by prod's deployment only.
+    async fn worker_kept_for_prod(aws: &FakeAws) -> crate::domain::manifest::Manifest {
+        let deps = aws.deps();
+        ensure_service_stack::ensure(&crate::steps::fixtures::manifest(), "exec-first", &deps).await.unwrap();
+        let worker = publish(&aws.regions.fake_functions(REGION), "shop-worker", "shop/artifacts/w.zip").await;
+        deployed(aws, "prod", 1, None, &[("worker", record("prod", "shop-worker", &worker, "shop/artifacts/w.zip"))])
+            .await;
+        let mut without_worker = crate::steps::fixtures::manifest();
+        without_worker.functions.remove("worker");
+        let kept = ensure_service_stack::ensure(&without_worker, "exec-dev", &deps).await.unwrap();
+        assert_eq!(kept.kept["worker"], ["prod"]);
+        without_worker
+    }
+
+    #[tokio::test]
+    async fn a_kept_function_goes_with_its_log_group_once_no_live_stage_uses_it() {
+        let aws = FakeAws::default();
+        let manifest = worker_kept_for_prod(&aws).await;
+        let with_manifest = || Input { manifest: Some(manifest.clone()), ..input() };
+        let output = run(with_manifest(), &aws.deps()).await.unwrap();
+        assert!(output.removed_functions.is_empty(), "prod uses it: {output:?}");
+        assert!(aws.regions.fake_functions(REGION).exists("shop-worker"));
+
+        let mut prod = aws.history.stage(SERVICE, "prod").await.unwrap().unwrap();
+        prod.state = StageState::Removed;
+        aws.history.put_stage(&prod).await.unwrap();
+        let output = run(with_manifest(), &aws.deps()).await.unwrap();
+        assert_eq!(output.removed_functions, ["shop-worker"]);
+        assert!(!aws.regions.fake_functions(REGION).exists("shop-worker"));
+        let template = aws.regions.fake_stacks(REGION).last_template(SERVICE).unwrap();
+        assert!(!template.contains("shop-worker"), "function and log group are gone: {template}");
+        let recorded = aws.history.service(SERVICE).await.unwrap().unwrap();
+        assert!(!recorded.functions.contains_key("worker"));
+        assert_eq!(aws.history.lock(SERVICE, ensure_service_stack::SERVICE_LEASE).await.unwrap(), None);
+        assert!(run(with_manifest(), &aws.deps()).await.unwrap().removed_functions.is_empty(), "once");
+    }
+
+    #[tokio::test]
+    async fn without_a_manifest_the_service_stack_is_left_as_it_is() {
+        let aws = FakeAws::default();
+        worker_kept_for_prod(&aws).await;
+        let mut prod = aws.history.stage(SERVICE, "prod").await.unwrap().unwrap();
+        prod.state = StageState::Removed;
+        aws.history.put_stage(&prod).await.unwrap();
+        let updates = aws.regions.fake_stacks(REGION).calls("UpdateStack");
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.removed_functions.is_empty());
+        assert_eq!(aws.regions.fake_stacks(REGION).calls("UpdateStack"), updates);
     }
 
     #[tokio::test]

@@ -92,6 +92,7 @@ mod tests {
             template_hash: "h".into(),
             outputs: Default::default(),
             updated_at: chrono::Utc::now(),
+            functions: Default::default(),
         };
         aws.history.put_service(&record).await.unwrap();
         run(Input { manifest: manifest(), stage: None, region: REGION.into() }, &aws.deps()).await.unwrap();

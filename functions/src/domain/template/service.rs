@@ -10,21 +10,25 @@ use super::{
     document, function, log_group, output, parameter, ARTIFACT_BUCKET, FUNCTION_ROLE_ARN, PLACEHOLDER_KEY, REST_API_ID,
     REST_API_ROOT_RESOURCE_ID,
 };
+use crate::domain::history::SharedFunction;
 use crate::domain::manifest::{split_route, ApiSpec, LogsMode, Manifest};
 use crate::domain::naming;
 
-/// The service stack's template.
+/// The service stack's template: the manifest's shared functions and resources, plus the `kept`
+/// definitions of shared functions the manifest dropped that live stages still use (see
+/// [`kept_functions`]). `aliasflow render` passes none: it shows the manifest alone.
 ///
 /// ```
+/// use std::collections::BTreeMap;
 /// use functions::domain::{manifest::Manifest, template::service_template};
 /// let text = "service: shop\nregion: us-east-1\nfunctions: { api: { code: api.zip } }\n";
-/// let template = service_template(&Manifest::parse(text, "aliasflow.yaml")?);
+/// let template = service_template(&Manifest::parse(text, "aliasflow.yaml")?, &BTreeMap::new());
 /// let resources = &template["Resources"];
 /// assert_eq!(resources["ApiFunction"]["Properties"]["FunctionName"], "shop-api");
 /// assert_eq!(resources["ApiLogGroup"]["Properties"]["LogGroupName"], "/aws/lambda/shop-api");
 /// # Ok::<(), functions::domain::manifest::ManifestErrors>(())
 /// ```
-pub fn service_template(m: &Manifest) -> Value {
+pub fn service_template(m: &Manifest, kept: &BTreeMap<String, SharedFunction>) -> Value {
     let mut parameters = Map::new();
     let mut resources = Map::new();
     let mut outputs = Map::new();
@@ -36,23 +40,34 @@ pub fn service_template(m: &Manifest) -> Value {
             json!({ "Fn::GetAtt": ["FunctionRole", "Arn"] })
         }
     };
-    let shared: Vec<&String> =
-        m.functions.iter().filter(|(_, spec)| !spec.instance_per_stage).map(|(name, _)| name).collect();
-    if !shared.is_empty() {
+    let mut definitions = shared_functions(m);
+    for (name, definition) in kept {
+        definitions.entry(name.clone()).or_insert_with(|| definition.clone());
+    }
+    if !definitions.is_empty() {
         parameters.insert(ARTIFACT_BUCKET.to_owned(), parameter("The bucket of aliasflow's code artifacts."));
         parameters.insert(PLACEHOLDER_KEY.to_owned(), parameter("The placeholder zip that new functions start with."));
     }
-    for name in shared {
+    for (name, definition) in &definitions {
         let id = naming::logical_id(name);
-        let physical = naming::function_name_unchecked(&m.service, None, name);
-        let log_group_id = (m.logs == LogsMode::Service).then(|| format!("{id}LogGroup"));
+        let log_group_id = definition.service_log_group.then(|| format!("{id}LogGroup"));
         if let Some(log_group_id) = &log_group_id {
             resources.insert(log_group_id.clone(), log_group(&naming::log_group_name(&m.service, None, name)));
         }
-        resources.insert(
-            format!("{id}Function"),
-            function(m, name, &physical, &role, log_group_id.as_deref(), &naming::Owner::service(&m.service)),
+        let mut resource = function(
+            m,
+            name,
+            &definition.function_name,
+            &role,
+            log_group_id.as_deref(),
+            &naming::Owner::service(&m.service),
         );
+        // A kept function is no longer (shared) in the manifest: its definition is the recorded one.
+        let properties = &mut resource["Properties"];
+        properties["Runtime"] = json!(definition.runtime);
+        properties["Architectures"] = json!([definition.architecture]);
+        properties["Handler"] = json!(definition.handler);
+        resources.insert(format!("{id}Function"), resource);
     }
     resources.extend(m.resources.iter().map(|(id, resource)| (id.clone(), resource.clone())));
 
@@ -76,6 +91,65 @@ pub fn service_template(m: &Manifest) -> Value {
         resources,
         outputs,
     )
+}
+
+/// The manifest's shared functions (not instances per stage), as the service stack defines them.
+pub fn shared_functions(m: &Manifest) -> BTreeMap<String, SharedFunction> {
+    m.functions
+        .iter()
+        .filter(|(_, spec)| !spec.instance_per_stage)
+        .map(|(name, spec)| {
+            let definition = SharedFunction {
+                function_name: naming::function_name_unchecked(&m.service, None, name),
+                runtime: m.function_runtime(name).to_owned(),
+                architecture: m.function_architecture(name).as_str().to_owned(),
+                handler: spec.handler.clone(),
+                service_log_group: m.logs == LogsMode::Service,
+            };
+            (name.clone(), definition)
+        })
+        .collect()
+}
+
+/// The shared functions the service stack defines (`recorded`) that the manifest no longer
+/// defines as shared (dropped, or now an instance per stage).
+pub fn dropped_functions(
+    recorded: &BTreeMap<String, SharedFunction>,
+    m: &Manifest,
+) -> BTreeMap<String, SharedFunction> {
+    let shared = shared_functions(m);
+    recorded.iter().filter(|(name, _)| !shared.contains_key(*name)).map(|(n, d)| (n.clone(), d.clone())).collect()
+}
+
+/// Which `dropped` functions stay in the service stack: those a stage still uses, where `users`
+/// maps a physical function name to the stages whose active or retained deployments reference
+/// it. Manifest key to the definition and those stages, in name order.
+///
+/// ```
+/// use std::collections::{BTreeMap, BTreeSet};
+/// use functions::domain::history::SharedFunction;
+/// use functions::domain::template::kept_functions;
+/// let definition = |name: &str| SharedFunction {
+///     function_name: name.into(), runtime: "provided.al2023".into(), architecture: "arm64".into(),
+///     handler: "bootstrap".into(), service_log_group: false,
+/// };
+/// let dropped = BTreeMap::from([("worker".to_owned(), definition("shop-worker")), ("old".to_owned(), definition("shop-old"))]);
+/// let users = BTreeMap::from([("shop-worker".to_owned(), BTreeSet::from(["prod".to_owned()]))]);
+/// let kept = kept_functions(&dropped, &users);
+/// assert_eq!(kept.keys().collect::<Vec<_>>(), ["worker"]);
+/// assert_eq!(kept["worker"].1, ["prod"]);
+/// ```
+pub fn kept_functions(
+    dropped: &BTreeMap<String, SharedFunction>,
+    users: &BTreeMap<String, BTreeSet<String>>,
+) -> BTreeMap<String, (SharedFunction, Vec<String>)> {
+    dropped
+        .iter()
+        .filter_map(|(name, definition)| {
+            let stages = users.get(&definition.function_name).filter(|stages| !stages.is_empty())?;
+            Some((name.clone(), (definition.clone(), stages.iter().cloned().collect())))
+        })
+        .collect()
 }
 
 /// The execution role: Lambda may assume it, and it may write to this service's log groups
@@ -245,14 +319,14 @@ mod tests {
 
     #[test]
     fn the_service_template_is_byte_identical_across_two_renders() {
-        let first = render(&service_template(&example()));
-        let second = render(&service_template(&example()));
+        let first = render(&service_template(&example(), &BTreeMap::new()));
+        let second = render(&service_template(&example(), &BTreeMap::new()));
         assert_eq!(first, second);
     }
 
     #[test]
     fn shared_functions_are_defined_with_placeholder_code_and_no_configuration() {
-        let template = service_template(&example());
+        let template = service_template(&example(), &BTreeMap::new());
         let api = &template["Resources"]["ApiFunction"]["Properties"];
         assert_eq!(api["FunctionName"], "shop-api");
         assert_eq!(
@@ -268,12 +342,66 @@ mod tests {
         assert_eq!(parameter_names(&template), ["ArtifactBucket", "PlaceholderKey"]);
     }
 
+    fn users(pairs: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+        pairs
+            .iter()
+            .map(|(function, stages)| ((*function).to_owned(), stages.iter().map(|s| (*s).to_owned()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_dropped_functions_a_stage_still_uses_are_kept_with_those_stages() {
+        let recorded = shared_functions(&example());
+        let mut m = example();
+        m.functions.remove("worker");
+        m.functions.get_mut("api").unwrap().instance_per_stage = true;
+        let dropped = dropped_functions(&recorded, &m);
+        assert_eq!(dropped.keys().collect::<Vec<_>>(), ["api", "worker"], "dropped, and made per stage");
+
+        let kept = kept_functions(&dropped, &users(&[("shop-worker", &["prod", "dev"]), ("shop-other", &["dev"])]));
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["worker"], "nobody uses shop-api any more");
+        assert_eq!(kept["worker"], (recorded["worker"].clone(), vec!["dev".to_owned(), "prod".to_owned()]));
+        assert!(kept_functions(&dropped, &users(&[("shop-worker", &[])])).is_empty());
+        assert!(dropped_functions(&recorded, &example()).is_empty(), "the same manifest drops nothing");
+    }
+
+    #[test]
+    fn a_kept_function_is_defined_as_recorded_with_its_service_log_group() {
+        let mut recorded = shared_functions(&example());
+        let mut m = example();
+        m.functions.remove("worker");
+        let worker = recorded.get_mut("worker").unwrap();
+        worker.runtime = "nodejs20.x".into();
+        worker.handler = "index.handler".into();
+        let kept = BTreeMap::from([("worker".to_owned(), worker.clone())]);
+        let template = service_template(&m, &kept);
+        let properties = &template["Resources"]["WorkerFunction"]["Properties"];
+        assert_eq!(properties["FunctionName"], "shop-worker");
+        assert_eq!(
+            (properties["Runtime"].as_str(), properties["Handler"].as_str()),
+            (Some("nodejs20.x"), Some("index.handler"))
+        );
+        assert_eq!(properties["LoggingConfig"], json!({ "LogGroup": { "Ref": "WorkerLogGroup" } }));
+        assert_eq!(template["Resources"]["WorkerLogGroup"]["Properties"]["LogGroupName"], "/aws/lambda/shop-worker");
+        assert!(service_template(&m, &BTreeMap::new())["Resources"].get("WorkerFunction").is_none());
+    }
+
+    #[test]
+    fn keeping_what_the_manifest_still_has_renders_the_same_bytes() {
+        let kept = shared_functions(&example());
+        assert_eq!(
+            render(&service_template(&example(), &kept)),
+            render(&service_template(&example(), &BTreeMap::new()))
+        );
+    }
+
     #[test]
     fn a_given_role_replaces_the_generated_one_and_is_still_an_output() {
         let arn = "arn:aws:iam::123456789012:role/shop-fns";
-        let template = service_template(&manifest(&format!(
-            "service: shop\nregion: us-east-1\nrole: {arn}\nfunctions: {{ api: {{ code: a }} }}\n"
-        )));
+        let template = service_template(
+            &manifest(&format!("service: shop\nregion: us-east-1\nrole: {arn}\nfunctions: {{ api: {{ code: a }} }}\n")),
+            &BTreeMap::new(),
+        );
         assert!(template["Resources"].get("FunctionRole").is_none());
         assert_eq!(template["Resources"]["ApiFunction"]["Properties"]["Role"], arn);
         assert_eq!(template["Outputs"]["FunctionRoleArn"]["Value"], arn);
@@ -281,16 +409,17 @@ mod tests {
 
     #[test]
     fn per_stage_logs_leave_no_log_group_in_the_service_stack() {
-        let template = service_template(&manifest(
-            "service: shop\nregion: us-east-1\nlogs: stage\nfunctions: { api: { code: a } }\n",
-        ));
+        let template = service_template(
+            &manifest("service: shop\nregion: us-east-1\nlogs: stage\nfunctions: { api: { code: a } }\n"),
+            &BTreeMap::new(),
+        );
         assert!(template["Resources"].get("ApiLogGroup").is_none());
         assert!(template["Resources"]["ApiFunction"]["Properties"].get("LoggingConfig").is_none());
     }
 
     #[test]
     fn the_role_may_write_only_to_this_services_log_groups() {
-        let template = service_template(&example());
+        let template = service_template(&example(), &BTreeMap::new());
         let statement =
             &template["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0];
         assert_eq!(statement["Action"], json!(["logs:CreateLogStream", "logs:PutLogEvents"]));
