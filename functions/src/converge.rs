@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::naming::Owner;
 use crate::domain::template;
-use crate::error::StepError;
+use crate::error::{AwsError, StepError};
 use crate::ports::{Artifacts, Parameter, Settings, StackState, Stacks, TemplateSource};
 use crate::steps::state::StackResult;
 
@@ -144,12 +144,26 @@ async fn failed(tools: Tools<'_>, stack: &str, state: StackState) -> StepError {
 /// Inline when it fits, else staged in the artifact bucket under its hash.
 async fn source(tools: Tools<'_>, target: &Target<'_>, hash: &str) -> Result<TemplateSource, StepError> {
     let body = template::render(target.template);
+    Ok(staged(tools.artifacts, &tools.settings.bucket, target.region, body, hash).await?)
+}
+
+/// Where CloudFormation reads `body` from: inline up to its 51,200-byte limit for a
+/// `TemplateBody`, else from the object `aliasflow/templates/<hash>.json` of `bucket` (in
+/// `region`, the stack's: CloudFormation reads a `TemplateURL` in its own region), which this
+/// puts there.
+pub async fn staged(
+    artifacts: &dyn Artifacts,
+    bucket: &str,
+    region: &str,
+    body: String,
+    hash: &str,
+) -> Result<TemplateSource, AwsError> {
     if body.len() <= MAX_TEMPLATE_BODY {
         return Ok(TemplateSource::Body(body));
     }
     let key = format!("aliasflow/templates/{hash}.json");
-    tools.artifacts.put(&key, body.into_bytes()).await?;
-    Ok(TemplateSource::Url(format!("https://{}.s3.{}.amazonaws.com/{key}", tools.settings.bucket, target.region)))
+    artifacts.put(&key, body.into_bytes()).await?;
+    Ok(TemplateSource::Url(format!("https://{bucket}.s3.{region}.amazonaws.com/{key}")))
 }
 
 /// Polls the stack until it is no longer in progress, from `poll_interval` up with back-off.

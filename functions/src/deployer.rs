@@ -19,9 +19,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::aws::{aws_error, DynamoHistory, S3Artifacts, Sdk, TABLE};
+use crate::converge;
 use crate::domain::history::DeployerRecord;
 use crate::error::{AwsError, StepError};
-use crate::ports::{Artifacts, History, PLACEHOLDER_KEY};
+use crate::ports::{Artifacts, History, TemplateSource, PLACEHOLDER_KEY};
 use crate::steps;
 
 /// The deployer's stack.
@@ -225,7 +226,11 @@ pub async fn bootstrap_aws(
             values.push(stack_parameter(name).parameter_value(value).build());
         }
     }
-    let outputs = update(&cloudformation, now, template, values).await?;
+    // The whole deployer is over CloudFormation's inline limit: it goes by TemplateURL from the
+    // bucket just made, named by its content.
+    let hash = hex::encode(Sha256::digest(template.as_bytes()));
+    let source = converge::staged(&artifacts, &bucket, region, template.to_owned(), &hash).await?;
+    let outputs = update(&cloudformation, now, &source, values).await?;
     let mut state_machines = BTreeMap::new();
     for (key, value) in &outputs {
         if let Some(machine) = key.strip_suffix("StateMachineArn") {
@@ -470,21 +475,26 @@ async fn ensure_stack(
         tracing::info!(stack = STACK, "the whole deployer is installed; leaving its stack as it is");
         return Ok(now.outputs);
     }
-    update(client, now, body, Vec::new()).await
+    update(client, now, &TemplateSource::Body(body.to_owned()), Vec::new()).await
 }
 
-/// Updates the settled stack to `body` with `parameters` and waits for it; a stack already
-/// there is left as it is.
+/// Updates the settled stack to the template at `source` with `parameters` and waits for it; a
+/// stack already there is left as it is.
 async fn update(
     client: &aws_sdk_cloudformation::Client,
     now: StackNow,
-    body: &str,
+    source: &TemplateSource,
     parameters: Vec<aws_sdk_cloudformation::types::Parameter>,
 ) -> Result<Vec<(String, String)>, BootstrapError> {
+    let (body, url) = match source {
+        TemplateSource::Body(body) => (Some(body.clone()), None),
+        TemplateSource::Url(url) => (None, Some(url.clone())),
+    };
     let updated = client
         .update_stack()
         .stack_name(STACK)
-        .template_body(body)
+        .set_template_body(body)
+        .set_template_url(url)
         .set_parameters(Some(parameters))
         // The roles have no names: CAPABILITY_IAM, not CAPABILITY_NAMED_IAM.
         .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)

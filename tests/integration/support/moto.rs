@@ -127,6 +127,8 @@ async fn account_through(http_client: Option<SharedHttpClient>) -> Account {
         .retry_config(functions::aws::retry_config())
         .load()
         .await;
-    let sdk = Sdk::new(config).with_interceptor(SharedInterceptor::new(MotoAccount(id.clone())));
+    let sdk = Sdk::new(config)
+        .with_interceptor(SharedInterceptor::new(MotoAccount(id.clone())))
+        .with_interceptor(SharedInterceptor::new(super::strict::AwsLimits));
     Account { id, sdk }
 }
