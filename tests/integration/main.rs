@@ -12,6 +12,7 @@ mod deploy;
 mod faults;
 mod history;
 mod lifecycle;
+mod locks;
 mod matrix;
 mod remote;
 mod retries;
