@@ -139,8 +139,9 @@ async fn rollback(to: Option<u64>, live: &StageRecord, now: StageNow<'_>, deps: 
     let target = match to {
         Some(id) => chosen(id, active, now, deps).await?,
         None => {
-            // Walk back past deployments that run the active code (a redeploy of the same code,
-            // a rollback to it): a rollback always moves to different code.
+            // Walk back past deployments that are the active one over again (its code and its
+            // stage stack: a rollback to it, a redeploy from before no-change deploys wrote no
+            // row): a rollback always changes something. A stack change alone is a change.
             let mut from = active.clone();
             loop {
                 let id = from.rollback_to.ok_or_else(|| {
@@ -148,7 +149,7 @@ async fn rollback(to: Option<u64>, live: &StageRecord, now: StageNow<'_>, deps: 
                         nothing(format!("its active deployment {} has no deployment before it", active.id))
                     } else {
                         nothing(format!(
-                            "every deployment before the active deployment {} down to {} runs the same code",
+                            "every deployment before the active deployment {} down to {} runs the same code on the same stage stack",
                             active.id, from.id
                         ))
                     }
@@ -159,7 +160,7 @@ async fn rollback(to: Option<u64>, live: &StageRecord, now: StageNow<'_>, deps: 
                         from.id
                     ))
                 })?;
-                if !target.same_code(active) {
+                if !target.same_code(active) || target.stage_template_hash != active.stage_template_hash {
                     break target;
                 }
                 from = target;
