@@ -139,8 +139,9 @@ async fn rollback(to: Option<u64>, live: &StageRecord, now: StageNow<'_>, deps: 
     let target = match to {
         Some(id) => chosen(id, active, now, deps).await?,
         None => {
-            // Walk back past deployments that run the active code on the active stage stack (a
-            // redeploy of the same code, a rollback to it): a rollback always changes something.
+            // Walk back past deployments that are the active one over again (its code and its
+            // stage stack: a rollback to it, a redeploy from before no-change deploys wrote no
+            // row): a rollback always changes something. A stack change alone is a change.
             let mut from = active.clone();
             loop {
                 let id = from.rollback_to.ok_or_else(|| {

@@ -120,3 +120,84 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     tracing::warn!(id = deployment.id, error = deployment.error.as_deref().unwrap_or_default(), "failure recorded");
     Ok(Output { id: deployment.id })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::history::DeploymentKind;
+    use crate::fakes::FakeAws;
+    use crate::ports::History;
+    use crate::steps::fixtures::{deployed, record, REGION, SERVICE};
+    use crate::steps::state::ArtifactRef;
+
+    const OWNER: &str = "exec-failing";
+
+    async fn arranged(operation: &str) -> (FakeAws, Input) {
+        let aws = FakeAws::default();
+        let api = record("dev", "shop-api", "1", "a.zip");
+        deployed(&aws, "dev", 1, None, &[("api", api.clone())]).await;
+        let stage_record = aws.history.stage(SERVICE, "dev").await.unwrap();
+        aws.history.acquire(SERVICE, "stage:dev", OWNER, Duration::from_secs(60), Utc::now()).await.unwrap();
+        let input = Input {
+            operation: operation.into(),
+            owner: OWNER.into(),
+            service: SERVICE.into(),
+            stage: "dev".into(),
+            region: REGION.into(),
+            stage_record,
+            deployment_id: 2,
+            functions: vec![FunctionPlan {
+                name: "api".into(),
+                function_name: "shop-api".into(),
+                region: REGION.into(),
+                artifact: ArtifactRef { key: "a.zip".into(), code_sha256: "sha-of-a.zip".into() },
+                previous: Some(api),
+                known: Vec::new(),
+            }],
+            stage_stack: None,
+            error: CaughtError { error: "AwsFailed".into(), cause: "DeleteStack on shop-dev: boom".into() },
+            restore: None,
+            restore_error: None,
+            source: None,
+        };
+        (aws, input)
+    }
+
+    #[tokio::test]
+    async fn a_failed_remove_claims_no_alias_back_and_the_stage_stays_live() {
+        let (aws, input) = arranged("remove").await;
+        run(input, &aws.deps()).await.unwrap();
+        let row = aws.history.deployment(SERVICE, "dev", 2).await.unwrap().unwrap();
+        assert_eq!((row.kind, row.status), (DeploymentKind::Remove, DeploymentStatus::Failed));
+        assert!(row.functions.is_empty(), "the deleted aliases are not back: {:?}", row.functions);
+        let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        assert_eq!((stage.state, stage.active), (crate::domain::history::StageState::Active, Some(1)));
+    }
+
+    #[tokio::test]
+    async fn a_failure_keeps_the_stored_template_hash_not_the_plans() {
+        let (aws, input) = arranged("deploy").await;
+        // EnsureStageStack cleared the stored hash before it changed the stack, then failed.
+        let mut stored = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        stored.template_hash = None;
+        aws.history.put_stage(&stored).await.unwrap();
+        run(input, &aws.deps()).await.unwrap();
+        let stage = aws.history.stage(SERVICE, "dev").await.unwrap().unwrap();
+        assert_eq!(stage.template_hash, None, "the next deploy converges the stack");
+        let row = aws.history.deployment(SERVICE, "dev", 2).await.unwrap().unwrap();
+        assert_eq!(row.functions.len(), 1, "a deploy's restored aliases are recorded");
+    }
+
+    #[tokio::test]
+    async fn without_the_lock_nothing_is_recorded() {
+        let (aws, input) = arranged("deploy").await;
+        assert!(aws.history.release(SERVICE, "stage:dev", OWNER).await.unwrap());
+        let before = aws.history.snapshot();
+        assert_eq!(run(input, &aws.deps()).await.unwrap_err().error_type(), "LockLost");
+        assert_eq!(aws.history.snapshot(), before);
+    }
+}
