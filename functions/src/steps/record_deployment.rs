@@ -129,6 +129,19 @@ pub async fn commit(deployment: &Deployment, stage: &StageRecord, deps: &Deps) -
     }
 }
 
+/// Whether this execution already committed deployment `id` of the stage: a commit whose answer
+/// was lost (the step timed out after it, and its retries failed) sends the execution to its
+/// Catch, where nothing may move the aliases back or record the deployment as failed.
+pub async fn committed(service: &str, stage: &str, id: u64, owner: &str, deps: &Deps) -> Result<bool, StepError> {
+    let active =
+        deps.history.stage(service, stage).await?.filter(|r| r.state == StageState::Active).and_then(|r| r.active);
+    if active != Some(id) {
+        return Ok(false);
+    }
+    let deployment = deps.history.deployment(service, stage, id).await?;
+    Ok(deployment.is_some_and(|d| d.execution == owner && d.status == DeploymentStatus::Succeeded))
+}
+
 /// Records the deployment.
 #[tracing::instrument(name = "RecordDeployment", skip_all, fields(stage = %input.stage, id = input.deployment_id))]
 pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {

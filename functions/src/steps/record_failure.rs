@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::history::{Deployment, DeploymentKind, DeploymentStatus, StageRecord};
 use crate::error::StepError;
 use crate::ports::Deps;
-use crate::steps::record_deployment::{commit, kind, next_stage_record};
+use crate::steps::record_deployment::{commit, committed, kind, next_stage_record};
 use crate::steps::restore_aliases;
 use crate::steps::state::{FunctionPlan, Source, StackResult};
 
@@ -72,6 +72,10 @@ pub struct Output {
 /// Records the failure.
 #[tracing::instrument(name = "RecordFailure", skip_all, fields(stage = %input.stage, id = input.deployment_id))]
 pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
+    if committed(&input.service, &input.stage, input.deployment_id, &input.owner, deps).await? {
+        tracing::warn!(id = input.deployment_id, "the deployment was committed before the failure: nothing to record");
+        return Ok(Output { id: input.deployment_id });
+    }
     let mut error = format!("{}: {}", input.error.error, input.error.cause);
     if let Some(restore) = input.restore.as_ref().filter(|r| !r.failed.is_empty()) {
         error.push_str(&format!("; aliases not restored: {}", restore.failed.join(", ")));

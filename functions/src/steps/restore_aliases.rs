@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::naming;
 use crate::error::StepError;
 use crate::ports::{AliasState, Deps};
+use crate::steps::record_deployment::committed;
 use crate::steps::state::{FunctionPlan, Published};
 use crate::steps::switch_aliases::owned;
 
@@ -30,6 +31,12 @@ pub struct Input {
     /// What `PublishVersions` produced, if it got that far: aliases move only after it.
     #[serde(default)]
     pub published: Option<Vec<Published>>,
+    /// The execution, and the id its deployment gets (absent: a hand-made input, or remove).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// See `owner`.
+    #[serde(default)]
+    pub deployment_id: Option<u64>,
 }
 
 /// What was put back.
@@ -47,6 +54,12 @@ pub async fn run(input: Input, deps: &Deps) -> Result<Output, StepError> {
     let Some(published) = &input.published else {
         return Ok(Output::default());
     };
+    if let (Some(owner), Some(id)) = (&input.owner, input.deployment_id) {
+        if committed(&input.service, &input.stage, id, owner, deps).await? {
+            tracing::warn!(id, "the deployment was committed before the failure: its aliases stay");
+            return Ok(Output::default());
+        }
+    }
     let stage = input.stage.as_str();
     let service = input.service.as_str();
     // (manifest key, physical name, region, the version to go back to: none, no alias).
@@ -155,6 +168,8 @@ mod tests {
                     })
                     .to_vec(),
             ),
+            owner: Some("exec-1".into()),
+            deployment_id: Some(2),
         };
         let output = run(input(), &aws.deps()).await.unwrap();
         assert_eq!(output.restored, ["shop-api", "shop-new", "shop-worker"]);
@@ -182,6 +197,8 @@ mod tests {
                 new_version: true,
                 record: record("dev", "shop-api", "2", "two.zip"),
             }]),
+            owner: None,
+            deployment_id: None,
         };
         let output = run(input, &aws.deps()).await.unwrap();
         assert!(output.restored.is_empty());
