@@ -304,7 +304,11 @@ async fn artifacts_are_put_read_listed_and_deleted_in_the_bucket() {
     bucket.put("shopping/x.zip", b"zip-c".to_vec()).await.unwrap();
     assert!(bucket.exists("shop/api/abc.zip").await.unwrap());
     assert_eq!(bucket.get("shop/web/def.zip").await.unwrap(), Some(b"zip-b".to_vec()));
-    assert_eq!(bucket.list("shop/").await.unwrap(), ["shop/api/abc.zip", "shop/web/def.zip"]);
+    let listed = bucket.list("shop/").await.unwrap();
+    let keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(keys, ["shop/api/abc.zip", "shop/web/def.zip"]);
+    let age = chrono::Utc::now() - listed[0].modified;
+    assert!(age < chrono::Duration::minutes(5), "S3 says when each object was written: {age}");
     bucket.delete("shop/api/abc.zip").await.unwrap();
     bucket.delete("shop/api/abc.zip").await.unwrap();
     assert!(!bucket.exists("shop/api/abc.zip").await.unwrap());
@@ -322,7 +326,8 @@ async fn a_listing_larger_than_one_page_is_listed_whole() {
     let keys: Vec<String> = (0..1005).map(|i| format!("many/{i:04}.zip")).collect();
     let puts = futures::stream::iter(&keys).map(|k| bucket.put(k, Vec::new())).buffer_unordered(16);
     puts.try_collect::<Vec<()>>().await.unwrap();
-    assert_eq!(bucket.list("many/").await.unwrap(), keys);
+    let listed: Vec<String> = bucket.list("many/").await.unwrap().into_iter().map(|l| l.key).collect();
+    assert_eq!(listed, keys);
 
     let big = |name: &str| StageRecord {
         outputs: (0..200).map(|i| (format!("Output{i}"), "x".repeat(400))).collect(),

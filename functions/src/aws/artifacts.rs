@@ -3,10 +3,11 @@
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+use chrono::{DateTime, Utc};
 
 use super::error::aws_error;
 use crate::error::AwsError;
-use crate::ports::Artifacts;
+use crate::ports::{Artifacts, Listed};
 
 /// [`Artifacts`] on an S3 bucket.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ impl Artifacts for S3Artifacts {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, AwsError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -85,7 +86,14 @@ impl Artifacts for S3Artifacts {
                 .send()
                 .await
                 .map_err(|e| aws_error("ListObjectsV2", &self.object(prefix), &e))?;
-            keys.extend(output.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
+            keys.extend(output.contents.unwrap_or_default().into_iter().filter_map(|o| {
+                // An object without a time is taken for an old one, as before times were read.
+                let modified = o
+                    .last_modified
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default();
+                o.key.map(|key| Listed { key, modified })
+            }));
             match output.next_continuation_token {
                 Some(next) if output.is_truncated.unwrap_or(false) => token = Some(next),
                 _ => return Ok(keys),

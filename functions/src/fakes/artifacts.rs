@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::history::{injected, Calls, Strike};
 use crate::error::AwsError;
-use crate::ports::Artifacts;
+use crate::ports::{Artifacts, Listed};
 
 /// [`Artifacts`] in memory. Operations are named as the port's methods (`"put"`, `"exists"`,
 /// ...) for [`fail_next`](Self::fail_next) and [`calls`](Self::calls); the errors name the S3
@@ -16,6 +17,9 @@ use crate::ports::Artifacts;
 pub struct FakeArtifacts {
     /// The bucket: key to bytes, to inspect or to arrange.
     pub objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// When `put` last wrote each key; an object arranged in `objects` directly has none and is
+    /// listed as written long ago.
+    pub modified: Mutex<BTreeMap<String, DateTime<Utc>>>,
     calls: Calls,
 }
 
@@ -75,7 +79,9 @@ impl Artifacts for FakeArtifacts {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), AwsError> {
         self.call("put", "PutObject", key, |o| {
             o.insert(key.to_owned(), bytes);
-        })
+        })?;
+        self.modified.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), Utc::now());
+        Ok(())
     }
 
     async fn exists(&self, key: &str) -> Result<bool, AwsError> {
@@ -86,10 +92,15 @@ impl Artifacts for FakeArtifacts {
         self.call("get", "GetObject", key, |o| o.get(key).cloned())
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
-        self.call("list", "ListObjectsV2", prefix, |o| {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, AwsError> {
+        let keys: Vec<String> = self.call("list", "ListObjectsV2", prefix, |o| {
             o.range(prefix.to_owned()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect()
-        })
+        })?;
+        let modified = self.modified.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(keys
+            .into_iter()
+            .map(|key| Listed { modified: modified.get(&key).copied().unwrap_or_default(), key })
+            .collect())
     }
 
     async fn delete(&self, key: &str) -> Result<(), AwsError> {
@@ -109,7 +120,8 @@ mod tests {
         bucket.put("shop/api/abc.zip", b"zip".to_vec()).await.unwrap();
         bucket.put("shop/web/def.zip", b"zip2".to_vec()).await.unwrap();
         bucket.put("shopping/x.zip", b"zip3".to_vec()).await.unwrap();
-        assert_eq!(bucket.list("shop/").await.unwrap(), ["shop/api/abc.zip", "shop/web/def.zip"]);
+        let listed: Vec<String> = bucket.list("shop/").await.unwrap().into_iter().map(|l| l.key).collect();
+        assert_eq!(listed, ["shop/api/abc.zip", "shop/web/def.zip"]);
         assert!(bucket.exists("shop/api/abc.zip").await.unwrap());
         assert_eq!(bucket.get("shop/web/def.zip").await.unwrap(), Some(b"zip2".to_vec()));
         bucket.delete("shop/api/abc.zip").await.unwrap();

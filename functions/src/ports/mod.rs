@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use artifacts::Artifacts;
+pub use artifacts::{Artifacts, Listed};
 pub use executions::{Executions, HistoryEntry};
 pub use functions::{AliasState, AliasTarget, Functions, Permission, Revision, UpdateStatus, VersionInfo};
 pub use history::{Commit, History, LockOutcome, Page};

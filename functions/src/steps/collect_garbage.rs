@@ -395,7 +395,8 @@ async fn collect_objects(
     deps: &Deps,
 ) -> Result<Vec<Collected>, StepError> {
     let before: BTreeSet<String> = deps.history.artifacts(service).await?.into_iter().collect();
-    let listed: BTreeSet<String> = deps.artifacts.list(&format!("{service}/artifacts/")).await?.into_iter().collect();
+    let objects = deps.artifacts.list(&format!("{service}/artifacts/")).await?;
+    let listed: BTreeSet<String> = objects.iter().map(|o| o.key.clone()).collect();
     let records = deps.history.artifact_records(service).await?;
 
     enum Work {
@@ -419,9 +420,17 @@ async fn collect_objects(
             work.push(Work::Record(record));
         }
     }
-    work.extend(listed.into_iter().filter(|k| !recorded.contains(k) && !needed.contains(k)).map(Work::Orphan));
+    // An object without a record is an orphan, or an upload whose record is still on its way
+    // (the CLI uploads, then records): one written within the grace period stays.
+    for object in objects.into_iter().filter(|o| !recorded.contains(&o.key) && !needed.contains(&o.key)) {
+        if grace.covers(object.modified) {
+            collected.push(Collected::Recent(object.key));
+        } else {
+            work.push(Work::Orphan(object.key));
+        }
+    }
     let templates = deps.artifacts.list(&format!("{service}/templates/")).await?;
-    work.extend(templates.into_iter().filter(|k| !kept_templates.contains(k)).map(Work::Template));
+    work.extend(templates.into_iter().map(|o| o.key).filter(|k| !kept_templates.contains(k)).map(Work::Template));
 
     let results = super::bounded(work, deps.settings.parallelism, |work| async move {
         let key = match work {
@@ -529,6 +538,19 @@ mod tests {
         assert_eq!(catalogue(&aws), [format!("shop-api:{kept}")]);
         assert_eq!(aws.artifacts.keys(), ["shop/artifacts/a.zip"]);
         assert_eq!(aws.history.artifacts(SERVICE).await.unwrap(), ["shop/artifacts/a.zip"]);
+    }
+
+    #[tokio::test]
+    async fn an_object_without_a_record_goes_only_once_older_than_the_grace_period() {
+        let aws = FakeAws::default();
+        dev_and_an_orphan(&aws).await;
+        // Uploaded by a CLI that has not recorded it yet, and one left by a CLI that died long ago.
+        aws.artifacts.put("shop/artifacts/uploading.zip", b"zip".to_vec()).await.unwrap();
+        aws.artifacts.objects.lock().unwrap().insert("shop/artifacts/abandoned.zip".into(), b"zip".to_vec());
+        let output = run(input(), &aws.deps()).await.unwrap();
+        assert!(output.kept_recent.contains(&"shop/artifacts/uploading.zip".to_owned()), "{output:?}");
+        assert!(output.deleted_objects.contains(&"shop/artifacts/abandoned.zip".to_owned()), "{output:?}");
+        assert!(aws.artifacts.keys().contains(&"shop/artifacts/uploading.zip".to_owned()));
     }
 
     #[tokio::test]
