@@ -18,7 +18,9 @@ async fn a_publish_version_that_fails_every_time_ends_the_deploy_with_the_stage_
     let (account, faults) = moto::throttled_account(0).await;
     let world = World { account, example: Workspace::example("shop") };
     world.ok(&["bootstrap"]).await;
+    let started = Instant::now();
     world.ok(&["deploy", "--stage", "dev"]).await;
+    let first = started.elapsed();
     let before = world.stage_status("dev").await;
     world.example.edit("functions/api/bootstrap", |text| format!("{text}\n# a code change\n"));
 
@@ -31,7 +33,8 @@ async fn a_publish_version_that_fails_every_time_ends_the_deploy_with_the_stage_
     #[allow(clippy::print_stderr)]
     {
         eprintln!(
-            "figures: permanent 500 on PublishVersion: deploy failed after {:.1} s; {calls} PublishVersion call, sent {} times",
+            "figures: unthrottled first deploy {:.1} s; permanent 500 on PublishVersion: deploy failed after {:.1} s; {calls} PublishVersion call, sent {} times",
+            first.as_secs_f64(),
             elapsed.as_secs_f64(),
             faults.failed()
         );
