@@ -4,7 +4,10 @@
 //! every such step from the lock the state carries (`$.lock`); a step that waits long inside
 //! (stack polling) calls [`renew_if_due`] between its waits.
 
+use std::future::Future;
+
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::domain::history::Lock;
 use crate::error::StepError;
@@ -44,6 +47,33 @@ pub async fn keep(input: &serde_json::Value, deps: &Deps) -> Result<(), StepErro
         return Ok(());
     };
     renew_if_due(&service, &stage, &owner, &lock, deps).await.map(drop)
+}
+
+/// Runs `step` with the stage lease the state carries kept alive: renewed when due before it
+/// starts, and checked every sixth of the lease while it runs, so a step that waits long (a stack
+/// update in the local engine, where no Lambda timeout bounds a step) never outlives its lease.
+/// A lease lost meanwhile ends the step with `LockLost`; a failed check is only logged, the next
+/// one tries again.
+pub async fn held_while<F>(input: &Value, deps: &Deps, step: F) -> Result<Value, StepError>
+where
+    F: Future<Output = Result<Value, StepError>>,
+{
+    keep(input, deps).await?;
+    let period = deps.settings.lock_lease / 6;
+    let watch = async {
+        loop {
+            tokio::time::sleep(period).await;
+            match keep(input, deps).await {
+                Err(lost @ StepError::LockLost { .. }) => return lost,
+                Err(error) => tracing::warn!(%error, "could not check the stage lease; trying again later"),
+                Ok(()) => {}
+            }
+        }
+    };
+    tokio::select! {
+        output = step => output,
+        lost = watch => Err(lost),
+    }
 }
 
 /// The stage lease `lock` of `owner`, renewed for another `settings.lock_lease` when less than
@@ -102,6 +132,36 @@ mod tests {
     fn every_step_under_the_lock_is_a_step() {
         let unknown: Vec<&&str> = UNDER_STAGE_LOCK.iter().filter(|s| !crate::steps::NAMES.contains(s)).collect();
         assert!(unknown.is_empty(), "{unknown:?}");
+    }
+
+    #[tokio::test]
+    async fn a_long_step_keeps_its_lease_and_one_whose_lease_is_taken_ends_lost() {
+        let aws = FakeAws::default();
+        let mut deps = aws.deps();
+        deps.settings.lock_lease = Duration::from_millis(600);
+        let lock = match aws.history.acquire("shop", "stage:dev", "exec-1", deps.settings.lock_lease, Utc::now()).await
+        {
+            Ok(LockOutcome::Acquired(lock)) => lock,
+            other => panic!("{other:?}"),
+        };
+        let input = json!({ "service": "shop", "stage": "dev", "owner": "exec-1", "lock": lock });
+        let long = async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            Ok(json!("done"))
+        };
+        assert_eq!(held_while(&input, &deps, long).await.unwrap(), json!("done"));
+        let stored = aws.history.lock("shop", "stage:dev").await.unwrap().unwrap();
+        assert!(stored.expires_at > lock.expires_at, "renewed while the step ran: {stored:?}");
+        assert!(stored.expires_at > Utc::now(), "still held after 900 ms of a 600 ms lease");
+
+        let taken = async {
+            aws.history.release("shop", "stage:dev", "exec-1").await.unwrap();
+            aws.history.acquire("shop", "stage:dev", "exec-2", LEASE, Utc::now()).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(json!("never"))
+        };
+        let err = held_while(&input, &deps, taken).await.unwrap_err();
+        assert_eq!(err.error_type(), "LockLost");
     }
 
     #[tokio::test]

@@ -75,12 +75,18 @@ macro_rules! call {
 }
 
 /// Runs step `name` on a JSON input, as a Task state (or a Lambda invocation) does.
-/// A step that runs under the stage lock first renews the lease when it is due
-/// ([`lease::keep`]): this is the one entry of both engines, so no step is left out.
+/// A step that runs under the stage lock keeps the lease alive while it runs
+/// ([`lease::held_while`]): this is the one entry of both engines, so no step is left out.
 pub async fn run(name: &str, input: Value, deps: &Deps) -> Result<Value, StepError> {
     if lease::UNDER_STAGE_LOCK.contains(&name) {
-        lease::keep(&input, deps).await?;
+        let held = input.clone();
+        return lease::held_while(&held, deps, dispatch(name, input, deps)).await;
     }
+    dispatch(name, input, deps).await
+}
+
+/// The step `name` itself.
+async fn dispatch(name: &str, input: Value, deps: &Deps) -> Result<Value, StepError> {
     match name {
         "Plan" => call!(plan, input, deps),
         "AcquireLock" => call!(acquire_lock, input, deps),
