@@ -182,8 +182,9 @@ mod tests {
         LambdaEvent::new(payload, context)
     }
 
+    /// `AcquireLock`'s input for a new stage (Plan found no record), as the state carries it.
     fn lock_input(owner: &str) -> Value {
-        json!({ "service": "shop", "stage": "dev", "owner": owner })
+        json!({ "service": "shop", "stage": "dev", "owner": owner, "stage_record": null, "deployment_id": 1 })
     }
 
     #[tokio::test]

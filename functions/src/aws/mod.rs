@@ -120,8 +120,10 @@ impl Sdk {
 
     /// An S3 client for `region`.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
-        // Path-style addressing: local endpoints (moto) do not resolve bucket subdomains.
-        client!(self, aws_sdk_s3, Some(region), |builder: aws_sdk_s3::config::Builder| builder.force_path_style(true))
+        // Virtual-hosted addressing on AWS (path style is deprecated there); path style only
+        // against an endpoint of one's own (moto), which does not resolve bucket subdomains.
+        let local = self.config.endpoint_url().is_some();
+        client!(self, aws_sdk_s3, Some(region), |builder: aws_sdk_s3::config::Builder| builder.force_path_style(local))
     }
 
     /// A Step Functions client for `region`.
